@@ -1,0 +1,1 @@
+"""The frozen models adapters go into, and the offline pretrained text encoder."""
