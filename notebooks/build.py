@@ -33,6 +33,7 @@ def build(src: Path) -> float:
                         progress_bar=False)
     out = nbformat.read(dst, as_version=4)
     out.metadata.pop("papermill", None)  # keep diffs small: no timing metadata
+    out.metadata.pop("widgets", None)  # live widget state (MBs of JS): re-created when run
     for cell in out.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)

@@ -109,3 +109,55 @@ def plan_heatmap(plan, row_labels=None, col_labels=None, title: str = "transport
     fig.update_yaxes(autorange="reversed", row=2, col=1)
     fig.update_layout(title=title, height=480, showlegend=False, margin=dict(l=40, r=10, t=50, b=40))
     return fig
+
+
+def plan_explorer(pairs: Mapping[str, tuple], tau: float = 0.05, mass: float = 0.5,
+                  n_iter: int = 1000):
+    """An ipywidgets explorer of partial transport plans.
+
+    Args:
+        pairs: ``{name: (h_v [N_V, d], h_l [N_L, d], video_labels, word_labels)}`` — e.g. a
+            query / video pair per entry; the cost is the cosine distance (the PVLA cost).
+        tau, mass, n_iter: starting values of the sliders.
+
+    Returns:
+        ``(widget, update)``: a VBox with a pair dropdown, sliders for tau (log scale), mass and
+        iterations, a live plotly ``FigureWidget`` heatmap of the plan with its row / column sums
+        beside it, and a line with the cost and the solver's report; ``update()`` redraws (it
+        runs once at creation, so headless runs execute the whole path).
+    """
+    import ipywidgets as widgets
+    import plotly.graph_objects as go
+
+    from readpvla.ot import cosine_cost, partial_sinkhorn
+
+    if not pairs:
+        raise ValueError("plan_explorer needs at least one (h_v, h_l, video_labels, word_labels) pair")
+    names = list(pairs)
+    pick = widgets.Dropdown(options=names, value=names[0], description="pair")
+    s_tau = widgets.FloatLogSlider(value=tau, base=10, min=-3, max=0, step=0.05, description="tau")
+    s_mass = widgets.FloatSlider(value=mass, min=0.05, max=1.0, step=0.05, description="mass")
+    s_iter = widgets.IntSlider(value=n_iter, min=1, max=2000, step=1, description="iterations")
+    status = widgets.HTML()
+    fig = go.FigureWidget(plan_heatmap(np.zeros((2, 2))))
+
+    def update(*_):
+        h_v, h_l, v_lab, l_lab = pairs[pick.value]
+        cost = cosine_cost(torch.as_tensor(h_v).float(), torch.as_tensor(h_l).float())
+        plan, info = partial_sinkhorn(cost.double(), mass=s_mass.value, tau=s_tau.value,
+                                      max_iter=s_iter.value, tol=1e-9)
+        t = plan.numpy()
+        with fig.batch_update():
+            fig.data[0].z, fig.data[0].x, fig.data[0].y = t, list(l_lab), list(v_lab)
+            fig.data[1].x, fig.data[1].y = list(l_lab), t.sum(0)
+            fig.data[2].y, fig.data[2].x = list(v_lab), t.sum(1)
+            fig.layout.title = f"{pick.value}: partial plan (mass {s_mass.value:.2f}, tau {s_tau.value:.3g})"
+        status.value = (f"cost &lt;T, C&gt; = {(plan * cost.double()).sum():.4f} &nbsp; "
+                        f"iterations {info.n_iter} &nbsp; violation {float(info.violation):.1e} "
+                        f"&nbsp; converged {bool(info.converged)}")
+
+    for w in (pick, s_tau, s_mass, s_iter):
+        w.observe(update, names="value")
+    update()
+    box = widgets.VBox([widgets.HBox([pick, s_tau]), widgets.HBox([s_mass, s_iter]), fig, status])
+    return box, update

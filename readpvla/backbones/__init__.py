@@ -1,1 +1,32 @@
-"""The frozen models adapters go into, and the offline pretrained text encoder."""
+"""The frozen models adapters go into, and the offline pretrained text encoder.
+
+- :mod:`~readpvla.backbones.text_encoder`: all-MiniLM-L6-v2 token / sentence features (offline).
+
+Submodules load on first use, so ``import readpvla.backbones`` does not import ``transformers``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SUBMODULES = ("text_encoder",)
+_NAMES = {
+    "TextEncoder": "text_encoder",
+    "get_text_encoder": "text_encoder",
+    "encode_tokens": "text_encoder",
+    "encode_sentences": "text_encoder",
+}
+
+__all__ = [*_SUBMODULES, *_NAMES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value: Any = importlib.import_module(f"readpvla.backbones.{name}")
+    elif name in _NAMES:
+        value = getattr(importlib.import_module(f"readpvla.backbones.{_NAMES[name]}"), name)
+    else:
+        raise AttributeError(f"module 'readpvla.backbones' has no attribute {name!r}")
+    globals()[name] = value
+    return value
