@@ -161,3 +161,10 @@ def plan_explorer(pairs: Mapping[str, tuple], tau: float = 0.05, mass: float = 0
     update()
     box = widgets.VBox([widgets.HBox([pick, s_tau]), widgets.HBox([s_mass, s_iter]), fig, status])
     return box, update
+
+
+def small(x: float, floor: float = 1e-10) -> str:
+    """Format an error that should be ~0: ``"< 1e-10"`` below ``floor`` (so saved notebook
+    outputs do not depend on rounding noise), else ``"3.2e-04"``."""
+    x = float(x)
+    return f"< {floor:.0e}" if abs(x) < floor else f"{x:.1e}"

@@ -1,0 +1,30 @@
+"""Partial optimal transport (batched, masked, log-stable Dykstra Sinkhorn) and the PVLA loss.
+
+- :func:`partial_sinkhorn` -> ``(plan, info)``: entropic partial OT (READ-PVLA Eq. 7-8), POT-exact.
+- :func:`partial_wasserstein_cost`: its per-item transport cost, with envelope / unrolled grads.
+- :func:`pvla_loss`, :func:`vla_loss`, :func:`pooled_distance_loss`, :func:`alignment_loss`: the
+  PVLA loss and the ablation family of Tables 6 and 9.
+- :func:`paper_algorithm1` (Algorithm 1 as printed: balanced OT in disguise), :func:`sinkhorn`
+  (balanced), :func:`cosine_cost`, :func:`l2_cost`.
+"""
+
+from .balanced import sinkhorn
+from .cost import check_features, cosine_cost, l2_cost
+from .partial import PartialOTInfo, paper_algorithm1, partial_sinkhorn, partial_wasserstein_cost
+from .pvla import ALIGNMENT_METHODS, alignment_loss, pooled_distance_loss, pvla_loss, vla_loss
+
+__all__ = [
+    "ALIGNMENT_METHODS",
+    "PartialOTInfo",
+    "alignment_loss",
+    "check_features",
+    "cosine_cost",
+    "l2_cost",
+    "paper_algorithm1",
+    "partial_sinkhorn",
+    "partial_wasserstein_cost",
+    "pooled_distance_loss",
+    "pvla_loss",
+    "sinkhorn",
+    "vla_loss",
+]

@@ -1,0 +1,548 @@
+r"""Entropic partial optimal transport: batched, masked, log-stable Dykstra iterations.
+
+The problem (READ-PVLA, Eq. 7-8, with the entropic term of its Algorithm 1):
+
+.. math::
+    T^\star = \arg\min_{T \ge 0} \langle T, C\rangle + \tau \sum_{ij} T_{ij}(\log T_{ij} - 1)
+    \quad \text{s.t.}\quad T\mathbf 1 \le a,\; T^\top \mathbf 1 \le b,\;
+    \mathbf 1^\top T \mathbf 1 = m .
+
+Iterative Bregman (KL) projections with Dykstra's corrections (Benamou et al. 2015, Prop. 5)
+solve it; plain alternating projections do not (DESIGN.md fact 2). Every projection is a diagonal
+scaling, so the plan always has the form :math:`T = z\,\mathrm{diag}(u)\,K\,\mathrm{diag}(v)` with
+:math:`K = e^{-C/\tau}`, and the Dykstra correction of each block is the inverse of that block's
+last scaling. Folding them in gives three closed-form block updates -- block-coordinate ascent on
+the dual, whose potentials are :math:`f = \log u \le 0`, :math:`g = \log v \le 0`, :math:`h=\log z`:
+
+.. math::
+    u \leftarrow \min\!\Big(\frac{a}{z\,Kv}, 1\Big),\qquad
+    v \leftarrow \min\!\Big(\frac{b}{z\,K^\top u}, 1\Big),\qquad
+    z \leftarrow \frac{m}{u^\top K v},
+
+started from :math:`v = \mathbf 1`, :math:`z = m / \mathbf 1^\top K \mathbf 1` (POT's start). This
+is the iteration of POT's ``ot.partial.entropic_partial_wasserstein`` written with vectors instead
+of three ``N x M`` correction matrices: two batched mat-vecs per iteration. For small ``tau`` the
+same updates run in the log domain with ``torch.logsumexp``. Items with ``mass = 1`` and
+``|a| = |b|`` are balanced OT; for them the caps ``min(., 1)`` are dropped (Sinkhorn's scalings),
+which reach the same unique optimum in far fewer iterations.
+
+References
+----------
+[1] Benamou, Carlier, Cuturi, Nenna, Peyre (2015). Iterative Bregman projections for regularized
+    transportation problems. SIAM J. Sci. Comput. 37(2), A1111-A1138 (Prop. 5).
+[2] Nguyen et al. (2024). READ-PVLA, Section 3.3, Eq. 7-8, Algorithm 1.
+[3] Flamary et al. POT: Python Optimal Transport, ``ot.partial``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["PartialOTInfo", "partial_sinkhorn", "partial_wasserstein_cost", "paper_algorithm1"]
+
+METHODS = ("dykstra", "alternating", "paper")
+DOMAINS = ("auto", "exp", "log")
+# largest per-item cost spread (max C - min C) / tau that the exp domain runs at; above it, or if
+# the exp domain ever produces a non-finite value, "auto" uses the log domain (measured: the exp
+# and log domains agree to ~1e-6 (float32) / ~1e-13 (float64) up to these spreads).
+EXP_SPREAD = {torch.float32: 60.0, torch.float64: 300.0}
+
+
+@dataclass
+class PartialOTInfo:
+    """What :func:`partial_sinkhorn` reports besides the plan.
+
+    Attributes:
+        n_iter: iterations run (the same for every item of a batch).
+        violation: ``[B]`` (or ``[]`` unbatched) L1 optimality residual of the returned plan. For
+            ``method="dykstra"``: how far the next row and column projections would move the
+            marginals, ``sum_i |r_i - min(a_i, r_i / u_i)| + sum_j |c_j - min(b_j, c_j / v_j)|``
+            (r, c the plan's row and column sums; the total mass is exact), i.e. mass above a cap
+            plus the complementary-slackness gap; 0 exactly at the optimum (balanced items:
+            ``||T1 - a||_1 + ||T'1 - b||_1``). For ``"alternating"``
+            and ``"paper"``: primal infeasibility ``sum relu(r - a) + sum relu(c - b) + |1'T1 - m|``.
+        converged: bool, same shape, ``violation <= tol``.
+        mass: the total mass ``m`` the plan transports, same shape (``mass * min(|a|, |b|)``).
+        domain: ``"exp"`` or ``"log"``, where the iterations ran.
+    """
+
+    n_iter: int
+    violation: Tensor
+    converged: Tensor
+    mass: Tensor
+    domain: str = "exp"
+
+
+# ----------------------------------------------------------------------------- input checks
+def _check_mask(mask: Tensor | None, shape: tuple[int, ...], name: str, device) -> Tensor | None:
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"{name} must be a bool tensor (True = real token), got {type(mask)} "
+                        f"{getattr(mask, 'dtype', '')}")
+    if tuple(mask.shape) != shape:
+        raise ValueError(f"{name} has shape {tuple(mask.shape)}, expected {shape}")
+    if mask.device != device:
+        raise ValueError(f"device mismatch: {name} is on {mask.device}, cost on {device}")
+    return mask
+
+
+def _weights(w: Tensor | None, mask: Tensor, empty: Tensor, name: str, dtype) -> Tensor:
+    """Marginal weights [B, N]: uniform over real tokens by default, zero on padding."""
+    uniform = mask.to(dtype) / mask.sum(-1, keepdim=True).clamp_min(1).to(dtype)
+    if w is None:
+        return uniform
+    if not isinstance(w, Tensor) or not w.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got {type(w)} {getattr(w, 'dtype', '')}")
+    if w.device != mask.device:
+        raise ValueError(f"device mismatch: {name} is on {w.device}, cost on {mask.device}")
+    if w.shape not in (mask.shape, mask.shape[1:]):
+        raise ValueError(f"{name} has shape {tuple(w.shape)}, expected {tuple(mask.shape[1:])} "
+                         f"or {tuple(mask.shape)}")
+    w = w.to(dtype).expand(mask.shape)
+    real = torch.where(mask & ~empty[:, None], w, 0.0)
+    if not bool(torch.isfinite(real).all()) or bool((real < 0).any()):
+        raise ValueError(f"{name} must be finite and non-negative on real tokens")
+    if bool(((real.sum(-1) <= 0) & ~empty).any()):
+        raise ValueError(f"{name} has zero total weight on the real tokens of some item")
+    return torch.where(empty[:, None], uniform, real)  # empty items: placeholder, zeroed later
+
+
+def _prepare(cost, mass, tau, a, b, mask_a, mask_b):
+    """Validate, batch and fill padding. Returns a dict of [B, ...] tensors and flags."""
+    if not isinstance(cost, Tensor):
+        raise TypeError(f"cost must be a torch.Tensor, got {type(cost).__name__}")
+    if not cost.is_floating_point():
+        raise TypeError(f"cost must be a floating tensor, got {cost.dtype}")
+    if cost.ndim not in (2, 3):
+        raise ValueError(f"cost must be [N, M] or [B, N, M], got shape {tuple(cost.shape)}")
+    if cost.shape[-1] == 0 or cost.shape[-2] == 0:
+        raise ValueError(f"cost has an empty dimension: shape {tuple(cost.shape)}")
+    tau = float(tau)
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a finite positive number, got {tau}")
+    unbatched = cost.ndim == 2
+    C = cost.unsqueeze(0) if unbatched else cost  # (B, N, M)
+    B, N, M = C.shape
+    dev = C.device
+    dtype = C.dtype if C.dtype in (torch.float32, torch.float64) else torch.float32
+    lead = () if unbatched else (B,)
+    mask_a = _check_mask(mask_a, lead + (N,), "mask_a", dev)
+    mask_b = _check_mask(mask_b, lead + (M,), "mask_b", dev)
+    ma = torch.ones(B, N, dtype=torch.bool, device=dev) if mask_a is None else mask_a.view(B, N)
+    mb = torch.ones(B, M, dtype=torch.bool, device=dev) if mask_b is None else mask_b.view(B, M)
+    empty = ~(ma.any(-1) & mb.any(-1))  # (B,) items with no real row or no real column
+    # an empty item is solved as if all its tokens were real, then zeroed (documented)
+    ma, mb = ma | empty[:, None], mb | empty[:, None]
+    keep = ma[:, :, None] & mb[:, None, :] & ~empty[:, None, None]  # (B, N, M) real entries
+    C = C.to(dtype)
+    a_ = _weights(a, ma, empty, "a", dtype)
+    b_ = _weights(b, mb, empty, "b", dtype)
+    sa, sb = a_.sum(-1), b_.sum(-1)
+    mass_ = _mass(mass, B, unbatched, dtype, dev)
+    m = mass_ * torch.minimum(sa, sb)  # (B,) total transported mass
+    # one host sync for the cost and mass checks and the spread that picks the domain
+    Cd, inf = C.detach(), torch.tensor(math.inf, dtype=dtype, device=dev)
+    cmin = torch.where(empty, 0.0, torch.where(keep, Cd, inf).amin((1, 2)))  # (B,)
+    cmax = torch.where(empty, 0.0, torch.where(keep, Cd, -inf).amax((1, 2)))
+    nan, neg, isinf, mass_ok, spread = torch.stack([
+        torch.isnan(Cd).logical_and(keep).any(), (cmin < 0).any(),
+        torch.isinf(Cd).logical_and(keep).any(), ((mass_ > 0) & (mass_ <= 1)).all(),  # NaN: no
+        ((cmax - cmin) / tau).max().to(dtype)]).tolist()
+    if not mass_ok:
+        raise ValueError(f"mass must be a transported fraction in (0, 1], got {mass}")
+    if nan:
+        raise ValueError("cost contains NaN on real (unmasked) entries")
+    if neg:
+        raise ValueError("cost must be non-negative (partial OT is not shift invariant); got a "
+                         "negative entry")
+    if isinf:
+        raise ValueError("cost contains inf on real (unmasked) entries")
+    C = torch.where(keep, C, cmin[:, None, None])  # padding: any finite value, never used
+    # items with mass = 1 and |a| = |b|: the caps are equalities (balanced OT), and uncapped
+    # Sinkhorn scalings reach the same unique optimum far sooner (measured 17 vs 821 iterations)
+    balanced = (m == torch.minimum(sa, sb)) & ((sa - sb).abs() <= 64 * torch.finfo(dtype).eps * sa)
+    return dict(C=C, a=a_, b=b_, ma=ma, mb=mb, m=m, keep=keep, empty=empty, tau=tau,
+                unbatched=unbatched, cmin=cmin, spread=spread, balanced=balanced, dtype=dtype)
+
+
+def _mass(mass, B: int, unbatched: bool, dtype, dev) -> Tensor:
+    if isinstance(mass, Tensor):
+        if mass.device != dev and mass.ndim > 0:
+            raise ValueError(f"device mismatch: mass is on {mass.device}, cost on {dev}")
+        if mass.ndim > 1 or (mass.ndim == 1 and (unbatched or mass.shape[0] != B)):
+            raise ValueError(f"mass must be a number or a [B] = [{B}] tensor, got shape "
+                             f"{tuple(mass.shape)}")
+        mt = mass.detach().to(device=dev, dtype=dtype).expand(B)
+    elif isinstance(mass, (int, float)) and not isinstance(mass, bool):
+        mt = torch.full((B,), float(mass), dtype=dtype, device=dev)
+    else:
+        raise TypeError(f"mass must be a number or a tensor, got {type(mass).__name__}")
+    return mt  # checked in (0, 1] by the caller, in its single host sync
+
+
+def _check_loop(max_iter, tol, check_every) -> None:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+        raise ValueError(f"check_every must be an int >= 1, got {check_every!r}")
+
+
+# ----------------------------------------------------------------------------- Dykstra kernels
+def _exp_step(K, KT, a, b, m, cap, v, z):
+    """One iteration in the scaled domain: ``(v, z) -> (w, v, z, ratio)`` with ``w = z * u``."""
+    Kv = torch.bmm(v, KT)  # (B, 1, N); torch.bmm directly: matmul's dispatch costs ~30% here
+    w = torch.minimum(a / Kv, z * cap)  # (B, 1, N) = z * min(a / (z K v), 1)
+    KTw = torch.bmm(w, K)  # (B, 1, M)
+    v = torch.minimum(b / KTw, cap)  # (B, 1, M) = min(b / (z K'u), 1)
+    ratio = m / (v * KTw).sum(-1, keepdim=True)  # (B, 1, 1) = z_new / z
+    return w, v, z * ratio, ratio
+
+
+class _GraphedChunk:
+    """``k`` iterations replayed as one CUDA graph (the loop is launch-bound on GPUs).
+
+    The first call runs the chunk eagerly on a side stream (the warm-up graphs need), then
+    captures it; later calls replay it. State ``(v, z)`` lives in static buffers that the graph
+    updates in place. Low-level capture API: ``torch.cuda.graph()`` would ``gc.collect()``.
+    """
+
+    def __init__(self, step, k: int):
+        self.step, self.k, self.graph = step, k, None
+
+    def _body(self):
+        v, z = self.v, self.z
+        for _ in range(self.k):
+            w, v, z, ratio = self.step(v, z)
+        self.v.copy_(v)
+        self.z.copy_(z)
+        return w, ratio
+
+    def __call__(self, v, z):
+        if self.graph is None:
+            self.v, self.z = v.clone(), z.clone()
+            side = torch.cuda.Stream(v.device)
+            side.wait_stream(torch.cuda.current_stream(v.device))
+            with torch.cuda.stream(side):
+                w, ratio = self._body()  # real iterations, also the warm-up
+                w, ratio = w.clone(), ratio.clone()
+                self.graph = torch.cuda.CUDAGraph()
+                self.graph.capture_begin()
+                self.w, self.ratio = self._body()  # recorded, not run
+                self.graph.capture_end()
+            torch.cuda.current_stream(v.device).wait_stream(side)
+            return w, self.v, self.z, ratio
+        self.graph.replay()
+        return self.w, self.v, self.z, self.ratio
+
+
+def _dykstra_exp(C, a, b, ma, mb, m, tau, balanced, cmin, max_iter, tol, check_every,
+                 cuda_graph=None):
+    """Scaled domain. State (v, z); each iteration is two row-vector bmm's and ~8 ops on
+    ``[B, 1, N]`` vectors (row-vector products are the fastest bmm form on CPU, measured)."""
+    K = torch.exp((cmin[:, None, None] - C) / tau)  # (B, N, M), max entry 1 per item
+    KT = K.transpose(1, 2).contiguous()  # (B, M, N)
+    a, b, m = a[:, None, :], b[:, None, :], m[:, None, None]  # (B, 1, N), (B, 1, M), (B, 1, 1)
+    v = mb.to(C.dtype)[:, None, :]  # (B, 1, M): v = 1 on real columns, 0 on padding
+    z = m / (torch.bmm(v, KT) * ma[:, None, :]).sum(-1, keepdim=True)  # (B, 1, 1) = m / 1'K1
+    cap = torch.where(balanced, math.inf, 1.0).to(C.dtype)[:, None, None]  # (B, 1, 1)
+
+    def step(v, z):
+        return _exp_step(K, KT, a, b, m, cap, v, z)
+
+    graphs = cuda_graph is not False and C.is_cuda and not (
+        torch.is_grad_enabled() and C.requires_grad) and not torch.cuda.is_current_stream_capturing()
+    # auto: graph only once a run has lasted 3 chunks, so short (converged) runs never pay capture
+    graph_from = 0 if cuda_graph else 3 * check_every
+    chunk = check_every if (tol > 0 or graphs) else max_iter
+    runner = _GraphedChunk(step, chunk) if graphs else None
+    n_iter, viol = 0, None
+    while n_iter < max_iter:
+        k = min(chunk, max_iter - n_iter)
+        if runner is not None and k == chunk and n_iter >= graph_from:
+            w, v, z, ratio = runner(v, z)
+        else:
+            for _ in range(k):
+                w, v, z, ratio = step(v, z)
+        n_iter += k
+        if tol > 0:
+            viol = _residual_exp(K, KT, w * ratio, v, z, a, b, cap)
+            if bool((viol <= tol).all()):
+                break
+    uz = w * ratio  # (B, 1, N) = z * u after the last mass step
+    if viol is None:
+        viol = _residual_exp(K, KT, uz, v, z, a, b, cap)
+    plan = uz.transpose(1, 2) * K * v  # (B, N, M)
+    return plan, viol, n_iter
+
+
+def _residual_exp(K, KT, uz, v, z, a, b, cap) -> Tensor:
+    Kv = torch.bmm(v, KT)  # (B, 1, N): row sums = uz * Kv
+    KTuz = torch.bmm(uz, K)  # (B, 1, M): col sums = v * KTuz
+    rows = (uz * Kv - torch.minimum(a, z * Kv * cap)).abs().sum((1, 2))
+    cols = (v * KTuz - torch.minimum(b, KTuz * cap)).abs().sum((1, 2))
+    return rows + cols
+
+
+def _dykstra_log(C, a, b, ma, mb, m, tau, balanced, max_iter, tol, check_every):
+    """Log domain: the same updates with potentials f, g <= 0, h; stable for any tau."""
+    L = -C / tau  # (B, N, M)
+    la, lb, lm = a.log(), b.log(), m.log()[:, None]  # -inf on padding / zero weights
+    g = torch.where(mb, 0.0, -math.inf).to(C.dtype)  # (B, M)
+    h = lm - torch.logsumexp((L + g[:, None, :]).masked_fill(~ma[:, :, None], -math.inf),
+                             (1, 2))[:, None]  # (B, 1) h0 = log m - log 1'K1
+    cap = torch.where(balanced, math.inf, 0.0).to(C.dtype)[:, None]  # (B, 1) log-domain cap
+    n_iter, viol = 0, None
+    for it in range(1, max_iter + 1):
+        rf = torch.logsumexp(L + g[:, None, :], 2)  # (B, N) log K e^g
+        f = torch.minimum(la - h - rf, cap)
+        cg = torch.logsumexp(L + f[:, :, None], 1)  # (B, M) log K' e^f
+        g = torch.minimum(lb - h - cg, cap)
+        h = lm - torch.logsumexp(g + cg, 1, keepdim=True)  # (B, 1)
+        n_iter = it
+        if tol > 0 and (it % check_every == 0 or it == max_iter):
+            viol = _residual_log(L, f, g, h, cg, la, lb, cap)
+            if bool((viol <= tol).all()):
+                break
+    if viol is None:
+        viol = _residual_log(L, f, g, h, cg, la, lb, cap)
+    plan = torch.exp(L + f[:, :, None] + g[:, None, :] + h[:, :, None])
+    return plan, viol, n_iter
+
+
+def _residual_log(L, f, g, h, cg, la, lb, cap) -> Tensor:
+    s_r = h + torch.logsumexp(L + g[:, None, :], 2)  # (B, N) log(z K v): row sum = e^(f + s_r)
+    s_c = h + cg  # (B, M) log(z K'u)
+    rows = (torch.exp(f + s_r) - torch.exp(torch.minimum(la, s_r + cap))).abs().sum(-1)
+    cols = (torch.exp(g + s_c) - torch.exp(torch.minimum(lb, s_c + cap))).abs().sum(-1)
+    return rows + cols
+
+
+# ----------------------------------------------------------------------------- paper / teaching
+def _alternating(C, a, b, keep, target, tau, n_iter):
+    """Plain alternating KL projections, no Dykstra corrections (Algorithm 1's inner loop).
+
+    Multiplicative and literal: ``T = e^{-C/tau}`` normalised to ``target``; then repeatedly
+    ``T <- diag(min(a / T1, 1)) T``, ``T <- T diag(min(b / T'1, 1))``, ``T <- target * T / 1'T1``.
+    """
+    T = torch.exp(-C / tau) * keep  # (B, N, M)
+    T = T / T.sum((1, 2), keepdim=True) * target[:, None, None]
+    for _ in range(n_iter):
+        r = T.sum(2)
+        p_a = torch.where(r > 0, (a / r).clamp(max=1.0), 1.0)
+        T_a = p_a[:, :, None] * T
+        c = T_a.sum(1)
+        p_b = torch.where(c > 0, (b / c).clamp(max=1.0), 1.0)
+        T_b = T_a * p_b[:, None, :]
+        T = T_b / T_b.sum((1, 2), keepdim=True) * target[:, None, None]
+    return T
+
+
+def _infeasibility(T, a, b, m) -> Tensor:
+    return ((T.sum(2) - a).clamp(min=0).sum(-1) + (T.sum(1) - b).clamp(min=0).sum(-1)
+            + (T.sum((1, 2)) - m).abs())
+
+
+def paper_algorithm1(cost: Tensor, tau: float = 0.05, n_iter: int = 1000, a: Tensor | None = None,
+                     b: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    r"""READ-PVLA's Algorithm 1, run exactly as printed (for teaching; not a partial OT solver).
+
+    For :math:`s = 1..\min(N_V, N_L)`: :math:`T = e^{-C/\tau} / \mathbf 1^\top e^{-C/\tau}\mathbf 1`;
+    repeat ``n_iter`` times :math:`p_a = \min(a / T\mathbf 1, 1)`, :math:`T_a = \mathrm{diag}(p_a)T`,
+    :math:`p_b = \min(b / T_a^\top\mathbf 1, 1)`, :math:`T_b = T_a\mathrm{diag}(p_b)`,
+    :math:`T = T_b / \mathbf 1^\top T_b \mathbf 1`; then
+    :math:`\mathcal L = \min(\mathcal L, \langle T, C\rangle)`.
+
+    What it computes (DESIGN.md fact 2): the loop body never uses ``s``, so every pass returns the
+    same plan; renormalising to total mass 1 (= sum a = sum b) forces ``T1 = a`` and ``T'1 = b`` at
+    the fixed point, so the result is **balanced** entropic OT -- the plan of ``ot.sinkhorn`` (and of
+    :func:`readpvla.ot.sinkhorn`), not a partial one. The multiplicative form underflows for small
+    ``tau`` (a ``ValueError`` then says so). Costs ``min(N, M) * n_iter`` iterations.
+
+    Args:
+        cost: ``[N, M]`` or ``[B, N, M]`` cost matrix ``C`` (no masks: Algorithm 1 has none).
+        tau: entropic temperature.
+        n_iter: ``N_iter``, inner iterations per ``s``.
+        a, b: marginal weights ``[N]`` / ``[M]`` (or batched); uniform ``1/N``, ``1/M`` by default.
+
+    Returns:
+        ``(loss, plan)``: ``L_PVLA`` (``[]`` or ``[B]``) and the plan reaching it (same shape as
+        ``cost``).
+    """
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
+        raise ValueError(f"n_iter must be an int >= 1, got {n_iter!r}")
+    p = _prepare(cost, 1.0, tau, a, b, None, None)
+    loss, best = _paper(p, n_iter)
+    best = best.to(cost.dtype)
+    return (loss[0], best[0]) if p["unbatched"] else (loss, best)
+
+
+def _paper(p: dict, n_iter: int) -> tuple[Tensor, Tensor]:
+    C, one = p["C"], torch.ones_like(p["m"])
+    loss = torch.full_like(one, math.inf)  # L_PVLA = inf
+    best = torch.zeros_like(C)
+    for _s in range(1, min(C.shape[1], C.shape[2]) + 1):  # for s = 1 .. min(N_L, N_V)
+        T = _alternating(C, p["a"], p["b"], p["keep"], one, p["tau"], n_iter)  # s is never used
+        cur = (T * C).sum((1, 2))
+        better = cur < loss
+        loss = torch.where(better, cur, loss)  # L_PVLA = min(L_PVLA, <T, C>)
+        best = torch.where(better[:, None, None], T, best)
+    if not bool(torch.isfinite(loss).all()):
+        raise ValueError(f"Algorithm 1 under/overflowed at tau={p['tau']} (its multiplicative form "
+                         "has no stabilisation); use partial_sinkhorn(..., method='dykstra')")
+    return loss, best
+
+
+# ----------------------------------------------------------------------------- public solver
+def partial_sinkhorn(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05,
+                     max_iter: int = 1000, tol: float = 1e-6, a: Tensor | None = None,
+                     b: Tensor | None = None, mask_a: Tensor | None = None,
+                     mask_b: Tensor | None = None, *, method: str = "dykstra",
+                     domain: str = "auto", check_every: int = 10,
+                     cuda_graph: bool | None = None) -> tuple[Tensor, PartialOTInfo]:
+    r"""Entropic partial optimal transport plan, batched over items with padding masks.
+
+    .. math::
+        T^\star = \arg\min_{T \in \Pi_m(a, b)} \langle T, C\rangle
+                  + \tau \sum_{ij} T_{ij}(\log T_{ij} - 1),\qquad
+        \Pi_m(a,b) = \{T \ge 0 : T\mathbf 1 \le a,\ T^\top\mathbf 1 \le b,\
+                      \mathbf 1^\top T\mathbf 1 = m\},
+
+    with :math:`m = \text{mass}\cdot\min(\|a\|_1, \|b\|_1)`, solved by iterative Bregman
+    projections with Dykstra's corrections (Benamou et al. 2015, Prop. 5; the algorithm of POT's
+    ``ot.partial.entropic_partial_wasserstein``, whose plans it reproduces). ``mass = 1`` with
+    ``|a| = |b|`` (e.g. uniform weights) is balanced OT: the caps are then equalities and, for
+    such items, the solver drops the caps (plain Sinkhorn scalings), which reach the same unique
+    optimum far sooner (measured 17 vs 821 iterations to tol 1e-6 at the paper's size). The paper's count ``s`` (Eq. 8) maps to
+    ``mass = s / min(N_V, N_L)``. As ``tau -> 0`` the plan tends to the exact partial OT plan.
+
+    Symbols and shapes: ``C`` = ``cost`` ``[N, M]`` or ``[B, N, M]`` (non-negative); ``a`` ``[N]``
+    / ``[B, N]`` and ``b`` ``[M]`` / ``[B, M]`` marginal caps, by default uniform over the real
+    tokens of each item (``1/N_V``, ``1/N_L`` in the paper); ``mask_a`` ``[B, N]`` / ``mask_b``
+    ``[B, M]`` bool, True = real token -- padded rows / columns get exactly zero mass. An item whose
+    mask is all False (no real row or no real column) gets an all-zero plan, ``mass`` 0,
+    ``violation`` 0 and ``converged`` True; it does not raise.
+
+    Numerics: ``domain="auto"`` runs the two mat-vecs per iteration on ``K = exp(-(C - min C)/tau)``
+    when the per-item spread ``(max C - min C)/tau`` is at most 60 (float32) / 300 (float64),
+    and the same updates with ``torch.logsumexp`` otherwise (or if the former yields a non-finite
+    value), so ``tau = 1e-3`` on costs in ``[0, 2]`` is finite and correct. float16 / bfloat16
+    costs are solved in float32; the plan comes back in the cost's dtype. The stopping test runs
+    every ``check_every`` iterations (one host sync each time, none in between) and stops when
+    every item's violation (see :class:`PartialOTInfo`) is ``<= tol``; ``tol = 0`` runs exactly
+    ``max_iter`` iterations. Gradients: autograd differentiates through the iterations (unrolled)
+    when ``cost`` requires grad; see :func:`readpvla.ot.pvla_loss` for the envelope alternative.
+
+    Args:
+        cost: cost matrix ``C``, ``[N, M]`` or ``[B, N, M]``, any float dtype and device.
+        mass: transported fraction in ``(0, 1]``, a number or a ``[B]`` tensor.
+        tau: entropic temperature ``tau > 0`` (paper: 0.05).
+        max_iter: maximum iterations (paper: ``N_iter = 1000``).
+        tol: stop when every item's violation is ``<= tol``.
+        a, b: marginal caps (see above); non-negative, finite.
+        mask_a, mask_b: bool masks of the real rows / columns.
+        method: ``"dykstra"`` (default, the optimum); ``"alternating"``: plain alternating
+            projections to mass ``m`` without Dykstra corrections -- converges to a different,
+            feasible but worse plan (teaching); ``"paper"``: Algorithm 1 literally, see
+            :func:`paper_algorithm1` (``mass`` is ignored: Algorithm 1 transports mass 1, which is
+            balanced OT). Both teaching methods run exactly ``max_iter`` iterations, with no
+            masks for ``"paper"`` and no stabilisation.
+        domain: ``"auto"``, ``"exp"`` (scaled mat-vecs) or ``"log"`` (log-sum-exp).
+        check_every: iterations between convergence checks.
+        cuda_graph: replay chunks of ``check_every`` iterations as a CUDA graph (exp domain, no
+            autograd, CUDA only; the loop is launch-bound on GPUs). ``None`` (auto): once a run
+            has lasted 3 chunks; ``True``: from the first chunk; ``False``: never. Same values.
+
+    Returns:
+        ``(plan, info)``: ``plan`` has the shape of ``cost``; ``info`` a :class:`PartialOTInfo`.
+
+    Raises:
+        TypeError / ValueError: non-tensor or integer cost, wrong shapes, NaN / inf / negative
+        costs, ``mass`` outside ``(0, 1]`` or NaN, ``tau <= 0``, masks that are not bool or on
+        another device, negative or zero-total weights.
+
+    Example:
+        >>> C = torch.tensor([[0., 1.], [2., 3.]])
+        >>> T, info = partial_sinkhorn(C, mass=0.5, tau=0.1)
+        >>> round(float(T.sum()), 6), bool(info.converged)
+        (0.5, True)
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    _check_loop(max_iter, tol, check_every)
+    if method == "paper":
+        if mask_a is not None or mask_b is not None:
+            raise ValueError("method='paper' (Algorithm 1 as printed) takes no masks")
+        p = _prepare(cost, 1.0, tau, a, b, None, None)
+        _, plan = _paper(p, max_iter)
+        m = torch.ones_like(p["m"])  # Algorithm 1 normalises to total mass 1
+        viol = _infeasibility(plan, p["a"], p["b"], m)
+        plan = plan.to(cost.dtype)
+        return (plan[0] if p["unbatched"] else plan), _info(max_iter, viol, tol, m, "exp",
+                                                            p["unbatched"])
+    p = _prepare(cost, mass, tau, a, b, mask_a, mask_b)
+    C, m = p["C"], p["m"]
+    if method == "alternating":
+        plan = _alternating(C, p["a"], p["b"], p["keep"], m, p["tau"], max_iter)
+        viol, n_iter, dom = _infeasibility(plan, p["a"], p["b"], m), max_iter, "exp"
+    else:
+        use_exp = domain == "exp" or (domain == "auto" and p["spread"] <= EXP_SPREAD[p["dtype"]])
+        args = (C, p["a"], p["b"], p["ma"], p["mb"], m, p["tau"], p["balanced"])
+        loop = (max_iter, float(tol), check_every)
+        if use_exp:
+            plan, viol, n_iter = _dykstra_exp(*args, p["cmin"].detach(), *loop, cuda_graph)
+            if domain == "auto" and not bool(torch.isfinite(viol).all()):
+                use_exp = False  # safety net: never return a silent NaN
+        if not use_exp:
+            plan, viol, n_iter = _dykstra_log(*args, *loop)
+        dom = "exp" if use_exp else "log"
+    keep, empty = p["keep"], p["empty"]
+    plan = torch.where(keep, plan, 0.0)
+    viol = torch.where(empty, 0.0, viol)
+    if not bool(torch.isfinite(viol).all()):
+        raise ValueError(f"the {dom} domain produced non-finite values (tau={tau}); "
+                         "use domain='log' or a larger tau")
+    m = torch.where(empty, 0.0, m)
+    plan = plan.to(cost.dtype)
+    return (plan[0] if p["unbatched"] else plan), _info(n_iter, viol, tol, m, dom, p["unbatched"])
+
+
+def _info(n_iter, viol, tol, m, dom, unbatched) -> PartialOTInfo:
+    viol, m = viol.detach(), m.detach()
+    conv = viol <= tol
+    if unbatched:
+        viol, conv, m = viol[0], conv[0], m[0]
+    return PartialOTInfo(n_iter=n_iter, violation=viol, converged=conv, mass=m, domain=dom)
+
+
+def partial_wasserstein_cost(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05,
+                             max_iter: int = 1000, tol: float = 1e-6, a: Tensor | None = None,
+                             b: Tensor | None = None, mask_a: Tensor | None = None,
+                             mask_b: Tensor | None = None, *, grad: str = "envelope",
+                             **kw) -> Tensor:
+    r"""Transport cost :math:`\langle T^\star, C\rangle` of the entropic partial plan, per item.
+
+    The twin of :func:`partial_sinkhorn` that returns the scalar cost ``[B]`` (``[]`` unbatched);
+    empty items cost 0. ``grad="envelope"``: the plan is computed without autograd and held
+    constant, so :math:`\partial/\partial C = T^\star` (the gradient of the entropic OT value,
+    Danskin); ``grad="unroll"``: autograd through the iterations, the exact derivative of
+    :math:`C \mapsto \langle T^\star(C), C\rangle`. ``kw`` go to :func:`partial_sinkhorn`.
+    """
+    if grad not in ("envelope", "unroll"):
+        raise ValueError(f"grad must be 'envelope' or 'unroll', got {grad!r}")
+    if grad == "envelope":
+        with torch.no_grad():
+            plan, _ = partial_sinkhorn(cost.detach(), mass, tau, max_iter, tol, a, b, mask_a,
+                                       mask_b, **kw)
+    else:
+        plan, _ = partial_sinkhorn(cost, mass, tau, max_iter, tol, a, b, mask_a, mask_b, **kw)
+    # padded entries carry zero plan; zero the cost there too so a NaN padding cannot leak
+    return torch.where(plan != 0, plan * cost, 0.0).sum((-2, -1))
