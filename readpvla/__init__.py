@@ -15,7 +15,8 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["peft", "ot", "backbones", "data", "metrics", "train", "viz", "__version__"]
+__all__ = ["peft", "ot", "backbones", "data", "metrics", "train", "viz", "tlg", "vls", "report",
+           "__version__"]
 
 
 def __getattr__(name: str) -> Any:

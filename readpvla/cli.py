@@ -3,6 +3,8 @@
     readpvla info                               versions, device, where the data samples are
     readpvla run-notebooks [--out DIR] [--full] execute the notebook series, write the report
     readpvla eval-tlg --pred P.jsonl --gt G.jsonl   QVHighlights metrics (standard brief keys)
+    readpvla pretrain-vls --backbone bart|t5        pretrain a VG backbone (synthetic How2)
+    readpvla transfer-vls --backbone bart [--full]  Tables 4/5: every method, ROUGE
 """
 
 from __future__ import annotations
@@ -38,11 +40,25 @@ def _eval_tlg(args: argparse.Namespace, rest: list[str]) -> int:
     return tlg_main(rest)
 
 
+def _pretrain_vls(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.vls import main as vls_main
+
+    return vls_main(["pretrain", *rest])
+
+
+def _transfer_vls(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.vls import main as vls_main
+
+    return vls_main(["transfer", *rest])
+
+
 #: subcommand -> (help, handler); handlers parse their own arguments from ``rest``
 COMMANDS: dict[str, tuple[str, Handler]] = {
     "info": ("versions and device", _info),
     "run-notebooks": ("execute the notebook series headless and write the report", _run_notebooks),
     "eval-tlg": ("QVHighlights moment retrieval / highlight detection metrics", _eval_tlg),
+    "pretrain-vls": ("pretrain VG-BART / VG-T5 on the synthetic How2 source split", _pretrain_vls),
+    "transfer-vls": ("low-resource VLS transfer, all methods (Tables 4/5)", _transfer_vls),
 }
 
 

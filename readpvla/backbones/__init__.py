@@ -1,6 +1,7 @@
 """The frozen models adapters go into, and the offline pretrained text encoder.
 
 - :mod:`~readpvla.backbones.text_encoder`: all-MiniLM-L6-v2 token / sentence features (offline).
+- :mod:`~readpvla.backbones.vg`: VG-BART / VG-T5, vision-guided wrappers over ``transformers``.
 
 Submodules load on first use, so ``import readpvla.backbones`` does not import ``transformers``.
 """
@@ -10,12 +11,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("text_encoder",)
+_SUBMODULES = ("text_encoder", "vg")
 _NAMES = {
     "TextEncoder": "text_encoder",
     "get_text_encoder": "text_encoder",
     "encode_tokens": "text_encoder",
     "encode_sentences": "text_encoder",
+    "VGBart": "vg",
+    "VGT5": "vg",
+    "VisionGuidedSeq2Seq": "vg",
+    "VGOutput": "vg",
+    "load_vg": "vg",
+    "tokenizer_fingerprint": "vg",
 }
 
 __all__ = [*_SUBMODULES, *_NAMES]

@@ -27,7 +27,10 @@ from readpvla.data.qvh import (
 )
 
 _LAZY = {"DOMAINS": "synthetic_tlg", "SyntheticTLGConfig": "synthetic_tlg",
-         "generate_synthetic_tlg": "synthetic_tlg"}
+         "generate_synthetic_tlg": "synthetic_tlg",
+         **{name: "how2" for name in ("How2Collator", "How2Config", "How2Sample", "generate_split",
+                                      "load_split", "write_split", "load_tokenizer",
+                                      "train_tokenizer", "build_data_samples")}}
 
 __all__ = [
     # QVHighlights format
@@ -45,6 +48,16 @@ __all__ = [
     "DOMAINS",
     "SyntheticTLGConfig",
     "generate_synthetic_tlg",
+    # synthetic How2-like summarisation data
+    "How2Collator",
+    "How2Config",
+    "How2Sample",
+    "build_data_samples",
+    "generate_split",
+    "load_split",
+    "load_tokenizer",
+    "train_tokenizer",
+    "write_split",
 ]
 
 

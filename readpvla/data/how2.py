@@ -1,0 +1,516 @@
+"""A synthetic How2-like corpus for video-language summarisation (VLS), its tokenizer and loader.
+
+How2 (Sanabria et al. 2018) pairs instructional videos with their speech transcripts and a short
+summary; VG-BART / VG-T5 (Yu et al. 2021) read the transcript and one feature vector per clip and
+write the summary. This module stands in for it, in the same shape:
+
+- a *latent step sequence* ``(verb_1, object_1), ..., (verb_K, object_K)`` drawn from a task;
+- a *transcript*: a greeting, sometimes a preview that lists some steps **in shuffled order**, one
+  sentence per step **in the order they happen** (some vague: "now do this part right here", or
+  naming only the verb or only the object, so that only the video says which step it is), filler
+  sentences, and ASR-like word drops / substitutions;
+- *clip features* ``x_t in R^D`` from the same steps: ``x_t = v_verb + o_object + c + e_t`` over a
+  few clips per step, ``c`` a per-video camera offset and ``e_t`` AR(1) noise (temporal
+  smoothness), with "talking head" clips before and after;
+- a *reference summary* that names the task and the steps in the order they happen.
+
+Two domains: ``"source"`` (18 tasks; summary "learn how to T : s1 , s2 and s3 .") is the large
+pretraining split, generated on the fly by :func:`readpvla.vls.pretrain`; ``"target"`` (6 held-out
+tasks made of the same verbs and objects, whose titles must be copied from the transcript; summary
+"learn how to T : first s1 , then s2 , finally s3 ."; 1.3x noisier video) is the low-resource
+transfer split shipped in ``data_samples/how2/`` (``train`` / ``val`` / ``test``; ``RECIPE.md``).
+
+On disk a split is ``{split}.jsonl`` (one sample a line: ``vid``, ``transcript``, ``summary``, and
+optionally ``task``, ``domain``, ``steps``) plus ``{split}_video.npz`` (one ``[T, D]`` array per
+``vid``). Real How2 features drop in the same way: a JSONL of transcripts and summaries and an npz
+(or a folder of ``{vid}.npy``) of clip features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["How2Collator", "How2Config", "How2Sample", "LOW_RESOURCE", "SOURCE_TASKS",
+           "TARGET_TASKS", "build_data_samples", "build_tokenizer", "decode", "generate_split",
+           "load_split", "load_tokenizer", "train_tokenizer", "vocabulary", "write_split"]
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # ids 0, 1, 2, 3
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+
+# (task title, domain, its six steps as (verb, object)). Every verb and object of a target task
+# also occurs in some source task, so the pretrained model has seen each word and each clip part.
+SOURCE_TASKS: list[tuple[str, str, list[tuple[str, str]]]] = [
+    ("fix a flat bike tire", "bikes", [("remove", "wheel"), ("loosen", "bolt"), ("pull", "tube"),
+                                       ("patch", "hole"), ("inflate", "tire"), ("tighten", "bolt")]),
+    ("clean a bike chain", "bikes", [("shift", "gear"), ("spray", "chain"), ("scrub", "chain"),
+                                     ("wipe", "chain"), ("oil", "chain"), ("spin", "pedal")]),
+    ("adjust bike brakes", "bikes", [("squeeze", "lever"), ("loosen", "cable"), ("align", "pad"),
+                                     ("tighten", "cable"), ("spin", "wheel"), ("test", "brake")]),
+    ("bake banana bread", "cooking", [("mash", "banana"), ("melt", "butter"), ("mix", "flour"),
+                                      ("pour", "batter"), ("bake", "loaf"), ("slice", "loaf")]),
+    ("make a tomato sauce", "cooking", [("chop", "onion"), ("heat", "oil"), ("stir", "garlic"),
+                                        ("add", "tomato"), ("simmer", "sauce"), ("season", "sauce")]),
+    ("cook fluffy rice", "cooking", [("rinse", "rice"), ("boil", "water"), ("add", "rice"),
+                                     ("cover", "pot"), ("simmer", "rice"), ("fluff", "rice")]),
+    ("plant a tomato seedling", "garden", [("dig", "hole"), ("loosen", "soil"), ("place", "seedling"),
+                                          ("fill", "hole"), ("water", "soil"), ("stake", "stem")]),
+    ("prune a rose bush", "garden", [("wear", "glove"), ("cut", "stem"), ("remove", "leaf"),
+                                     ("shape", "bush"), ("rake", "leaf"), ("water", "bush")]),
+    ("repot a house plant", "garden", [("water", "plant"), ("lift", "plant"), ("loosen", "root"),
+                                       ("fill", "pot"), ("place", "plant"), ("press", "soil")]),
+    ("patch a drywall hole", "home", [("cut", "patch"), ("sand", "edge"), ("spread", "compound"),
+                                      ("press", "patch"), ("sand", "wall"), ("paint", "wall")]),
+    ("unclog a sink drain", "home", [("remove", "stopper"), ("pour", "water"), ("plunge", "drain"),
+                                     ("open", "trap"), ("clean", "trap"), ("flush", "drain")]),
+    ("hang a picture frame", "home", [("measure", "wall"), ("mark", "spot"), ("drill", "hole"),
+                                      ("insert", "anchor"), ("drive", "screw"), ("level", "frame")]),
+    ("knit a simple scarf", "crafts", [("cast", "yarn"), ("hold", "needle"), ("knit", "row"),
+                                       ("count", "stitch"), ("bind", "row"), ("trim", "yarn")]),
+    ("fold a paper crane", "crafts", [("fold", "paper"), ("crease", "edge"), ("flip", "paper"),
+                                      ("open", "flap"), ("shape", "wing"), ("pull", "neck")]),
+    ("change car oil", "cars", [("lift", "car"), ("open", "drain"), ("remove", "filter"),
+                                ("insert", "filter"), ("pour", "oil"), ("check", "level")]),
+    ("jump start a car", "cars", [("open", "hood"), ("attach", "cable"), ("start", "engine"),
+                                  ("wait", "minute"), ("remove", "cable"), ("drive", "car")]),
+    ("groom a long haired dog", "pets", [("brush", "coat"), ("trim", "nail"), ("wash", "coat"),
+                                         ("rinse", "coat"), ("dry", "coat"), ("reward", "dog")]),
+    ("stretch before a run", "fitness", [("roll", "neck"), ("swing", "arm"), ("lunge", "leg"),
+                                         ("touch", "toe"), ("hold", "stretch"), ("shake", "leg")]),
+]
+TARGET_TASKS: list[tuple[str, str, list[tuple[str, str]]]] = [
+    ("fix a bike cable", "bikes", [("shift", "gear"), ("remove", "cable"), ("trim", "cable"),
+                                   ("insert", "cable"), ("tighten", "bolt"), ("test", "brake")]),
+    ("make garlic rice", "cooking", [("chop", "garlic"), ("heat", "butter"), ("stir", "rice"),
+                                     ("pour", "water"), ("cover", "pot"), ("season", "rice")]),
+    ("plant a seedling row", "garden", [("rake", "soil"), ("dig", "row"), ("place", "seedling"),
+                                        ("press", "soil"), ("water", "seedling"), ("trim", "leaf")]),
+    ("level a wall frame", "home", [("measure", "frame"), ("mark", "wall"), ("drill", "hole"),
+                                    ("insert", "screw"), ("level", "frame"), ("clean", "wall")]),
+    ("clean a car", "cars", [("rinse", "car"), ("mix", "water"), ("scrub", "wheel"),
+                             ("wipe", "hood"), ("dry", "car"), ("check", "tire")]),
+    ("wash a dog", "pets", [("brush", "coat"), ("wash", "dog"), ("rinse", "dog"),
+                            ("dry", "dog"), ("trim", "nail"), ("reward", "dog")]),
+]
+
+_NAMES = ["anna", "ben", "carla", "david", "emma", "frank", "grace", "henry", "iris", "jack"]
+_GREETINGS = [
+    "hi , my name is {name} and today i am going to show you how to {task} .",
+    "hello , i am {name} . in this clip we will {task} .",
+    "welcome back . today we learn how to {task} .",
+    "hey there , {name} here . let us {task} together .",
+]
+_PREVIEW = "you will need to {steps} ."
+_STEP = [
+    "now {v} the {o} .",
+    "next you want to {v} the {o} .",
+    "go ahead and {v} the {o} .",
+    "then we {v} the {o} like this .",
+    "at this point , {v} the {o} carefully .",
+]
+_FIRST = ["first , {v} the {o} .", "to start , {v} the {o} ."]
+_LAST = ["finally , {v} the {o} .", "last , {v} the {o} ."]
+_VAGUE = [  # neither the verb nor the object: only the video says which step this is
+    "now do this part right here .",
+    "next you want to do this like so .",
+    "then just do that , like this .",
+    "go ahead and take care of this one .",
+]
+_ONLY_OBJECT = ["now this {o} , just like this .", "see the {o} ? do it like so ."]
+_ONLY_VERB = ["now {v} it like this .", "then you {v} this one right here ."]
+_FILLER = [
+    "make sure you have everything ready .",
+    "you can see it right here .",
+    "be careful not to rush .",
+    "this takes about {n} minutes .",
+    "it is really not that hard .",
+    "a lot of people forget this .",
+    "this is a free video from our expert series .",
+    "this video shows you the basics .",
+    "keep a towel nearby .",
+    "it is an easy job .",
+]
+_CLOSING = ["and that is how you {task} .", "that is all there is to it .", "thanks for watching ."]
+_NUMBERS = ["two", "three", "five", "ten", "fifteen"]
+
+
+def _summary(style: str, task: str, steps: Sequence[tuple[str, str]]) -> str:
+    phrases = [f"{v} the {o}" for v, o in steps]
+    if style == "source":  # "learn how to T : s1 , s2 and s3 ."
+        listed = " , ".join(phrases[:-1]) + " and " + phrases[-1]
+        return f"learn how to {task} : {listed} ."
+    # target: "learn how to T : first s1 , then s2 , finally s3 ." (order made explicit)
+    middle = "".join(f" , then {p}" for p in phrases[1:-1])
+    return f"learn how to {task} : first {phrases[0]}{middle} , finally {phrases[-1]} ."
+
+
+@dataclass
+class How2Config:
+    """Knobs of the generator (defaults are what ``data_samples/how2`` was made with)."""
+
+    video_dim: int = 48  # D, clip feature size (real How2: 2048-d ResNeXt-101 per 16 frames)
+    min_steps: int = 3  # K, steps per video, uniform in [min_steps, max_steps]
+    max_steps: int = 5
+    clips_per_step: tuple[int, int] = (3, 6)  # clips each step lasts, uniform in the range
+    p_preview: float = 0.5  # a sentence listing some steps in shuffled order
+    p_vague: float = 0.2  # step sentence names neither verb nor object
+    p_partial: float = 0.2  # step sentence names only the verb or only the object
+    p_filler: float = 0.35  # a filler sentence after a step
+    p_asr: float = 0.02  # per word: dropped with p_asr, replaced by a random word with p_asr
+    rho: float = 0.8  # AR(1) coefficient of the clip noise (temporal smoothness)
+    clip_noise: float = 0.45  # stationary std of the clip noise (per dimension, x sqrt(D))
+    camera_noise: float = 0.3  # std of the per-video offset c
+    world_seed: int = 1234  # seeds the verb / object / talking-head vectors (shared by domains)
+
+
+@dataclass
+class How2Sample:
+    """One video: transcript, clip features ``video`` ``[T, D]`` (float32) and summary."""
+
+    vid: str
+    transcript: str
+    summary: str
+    video: np.ndarray
+    task: str = ""
+    domain: str = ""
+    steps: list[str] = field(default_factory=list)
+
+
+def vocabulary() -> tuple[list[str], list[str]]:
+    """All verbs and all objects of every task (sorted): the latent step alphabet."""
+    verbs, objects = set(), set()
+    for _, _, steps in SOURCE_TASKS + TARGET_TASKS:
+        for v, o in steps:
+            verbs.add(v)
+            objects.add(o)
+    return sorted(verbs), sorted(objects)
+
+
+def _world(config: How2Config) -> dict[str, np.ndarray]:
+    """Fixed latent vectors: one per verb, per object, and a "talking head" vector."""
+    rng = np.random.default_rng(config.world_seed)
+    verbs, objects = vocabulary()
+    d = config.video_dim
+    world = {f"v:{w}": rng.normal(0, 1, d) / np.sqrt(d) * 2.0 for w in verbs}
+    world.update({f"o:{w}": rng.normal(0, 1, d) / np.sqrt(d) * 2.0 for w in objects})
+    world["head"] = rng.normal(0, 1, d) / np.sqrt(d) * 2.0
+    return world
+
+
+def _clips(steps: Sequence[tuple[str, str]], rng: np.random.Generator, world: dict[str, np.ndarray],
+           config: How2Config, noise_scale: float) -> np.ndarray:
+    """Clip features ``[T, D]``: talking head, then each step's clips in order, then talking head."""
+    protos: list[np.ndarray] = [world["head"]] * int(rng.integers(1, 4))
+    for v, o in steps:
+        p = world[f"v:{v}"] + world[f"o:{o}"]
+        if len(protos) > 0:  # one transition clip that blends the previous and the next step
+            protos.append(0.5 * (protos[-1] + p))
+        protos += [p] * int(rng.integers(config.clips_per_step[0], config.clips_per_step[1] + 1))
+    protos += [world["head"]] * int(rng.integers(1, 3))
+    t, d = len(protos), config.video_dim
+    sigma = config.clip_noise * noise_scale / np.sqrt(d)
+    e = np.empty((t, d))
+    e[0] = rng.normal(0, sigma, d)
+    for i in range(1, t):  # AR(1): e_t = rho e_{t-1} + sqrt(1 - rho^2) xi_t, stationary std sigma
+        e[i] = config.rho * e[i - 1] + np.sqrt(1 - config.rho**2) * rng.normal(0, sigma, d)
+    camera = rng.normal(0, config.camera_noise / np.sqrt(d), d)
+    return (np.stack(protos) + camera + e).astype(np.float32)
+
+
+def _asr(words: list[str], rng: np.random.Generator, p: float, pool: Sequence[str]) -> list[str]:
+    out = []
+    for w in words:
+        u = rng.random()
+        if u < p:
+            continue  # dropped word
+        out.append(pool[int(rng.integers(len(pool)))] if u < 2 * p else w)
+    return out
+
+
+def _transcript(task: str, steps: Sequence[tuple[str, str]], rng: np.random.Generator,
+                config: How2Config) -> str:
+    pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
+    sents = [pick(_GREETINGS).format(name=pick(_NAMES), task=task)]
+    if rng.random() < config.p_preview:
+        shown = [f"{v} the {o}" for v, o in steps]
+        rng.shuffle(shown)
+        shown = shown[: max(2, len(shown) - 1)]
+        sents.append(_PREVIEW.format(steps=" , ".join(shown[:-1]) + " and " + shown[-1]))
+    for i, (v, o) in enumerate(steps):
+        u = rng.random()
+        if u < config.p_vague:
+            s = pick(_VAGUE)
+        elif u < config.p_vague + config.p_partial:
+            s = pick(_ONLY_OBJECT if rng.random() < 0.5 else _ONLY_VERB)
+        else:
+            s = pick(_FIRST if i == 0 else _LAST if i == len(steps) - 1 else _STEP)
+        sents.append(s.format(v=v, o=o))
+        if rng.random() < config.p_filler:
+            sents.append(pick(_FILLER).format(n=pick(_NUMBERS)))
+    sents.append(pick(_CLOSING).format(task=task))
+    words = " ".join(sents).split()
+    verbs, objects = vocabulary()
+    return " ".join(_asr(words, rng, config.p_asr, verbs + objects))
+
+
+def generate_split(domain: str, n: int, seed: int, config: How2Config | None = None,
+                   prefix: str | None = None) -> list[How2Sample]:
+    """Draw ``n`` samples of a domain, reproducibly.
+
+    Args:
+        domain: ``"source"`` (pretraining tasks and summary style) or ``"target"`` (held-out
+            tasks, the first / then / finally summary style, 1.3x clip noise).
+        n: number of samples (> 0).
+        seed: the split's seed; the latent word vectors come from ``config.world_seed``.
+        config: generator knobs (default :class:`How2Config`).
+        prefix: ``vid`` prefix (default: the domain name).
+
+    Returns:
+        ``n`` :class:`How2Sample`, same output for the same arguments.
+    """
+    if domain not in ("source", "target"):
+        raise ValueError(f"domain must be 'source' or 'target', got {domain!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    config = config or How2Config()
+    if not 1 <= config.min_steps <= config.max_steps <= 6:
+        raise ValueError("need 1 <= min_steps <= max_steps <= 6 (a task has six steps)")
+    tasks = SOURCE_TASKS if domain == "source" else TARGET_TASKS
+    noise_scale = 1.0 if domain == "source" else 1.3
+    world, rng = _world(config), np.random.default_rng(seed)
+    prefix = domain if prefix is None else prefix
+    out = []
+    for i in range(n):
+        task, dom, pool = tasks[int(rng.integers(len(tasks)))]
+        k = int(rng.integers(config.min_steps, config.max_steps + 1))
+        steps = [pool[j] for j in rng.permutation(len(pool))[:k]]  # the order they happen in
+        out.append(How2Sample(
+            vid=f"{prefix}_{i:06d}",
+            transcript=_transcript(task, steps, rng, config),
+            summary=_summary(domain, task, steps),
+            video=_clips(steps, rng, world, config, noise_scale),
+            task=task, domain=dom, steps=[f"{v} the {o}" for v, o in steps],
+        ))
+    return out
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def write_split(samples: Sequence[How2Sample], root: str | Path, split: str) -> None:
+    """Write ``{root}/{split}.jsonl`` and ``{root}/{split}_video.npz`` (float16 features)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{split}.jsonl", "w", encoding="utf-8") as f:
+        for s in samples:
+            row = {"vid": s.vid, "transcript": s.transcript, "summary": s.summary,
+                   "task": s.task, "domain": s.domain, "steps": s.steps}
+            f.write(json.dumps(row) + "\n")
+    np.savez_compressed(root / f"{split}_video.npz",
+                        **{s.vid: s.video.astype(np.float16) for s in samples})
+
+
+def _features(root: Path, split: str) -> tuple[dict[str, np.ndarray] | None, Path]:
+    npz = root / f"{split}_video.npz"
+    if npz.is_file():
+        with np.load(npz, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}, npz
+    folder = root / f"{split}_video"
+    if folder.is_dir():
+        return None, folder  # one {vid}.npy per video, read lazily
+    raise FileNotFoundError(f"no clip features for split {split!r}: expected {npz} or {folder}/")
+
+
+def load_split(root: str | Path, split: str) -> list[How2Sample]:
+    """Read a split written by :func:`write_split` (or real How2 data in that layout).
+
+    Clip features come from ``{split}_video.npz`` (one array per ``vid``) or a folder
+    ``{split}_video/`` of ``{vid}.npy`` files; both are read with ``allow_pickle=False``.
+
+    Raises:
+        FileNotFoundError: the JSONL or the features are missing.
+        ValueError: a malformed line, named as ``path:line`` (bad JSON, a missing or non-string
+            field, an unknown ``vid``, features that are not a finite ``[T, D]`` array, or a
+            ``D`` that differs between videos).
+    """
+    root = Path(root)
+    path = root / f"{split}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no such split file: {path}")
+    feats, where = _features(root, split)
+    out, dim = [], None
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            for key in ("vid", "transcript", "summary"):
+                if not isinstance(row.get(key), str) or not row[key].strip():
+                    raise ValueError(f"{path}:{lineno}: field {key!r} must be a non-empty string")
+            vid = row["vid"]
+            if feats is not None:
+                if vid not in feats:
+                    raise ValueError(f"{path}:{lineno}: vid {vid!r} has no features in {where}")
+                video = feats[vid]
+            else:
+                npy = where / f"{vid}.npy"
+                if not npy.is_file():
+                    raise ValueError(f"{path}:{lineno}: vid {vid!r} has no features file {npy}")
+                video = np.load(npy, allow_pickle=False)
+            video = np.asarray(video, dtype=np.float32)
+            if video.ndim != 2 or video.shape[0] == 0 or not np.isfinite(video).all():
+                raise ValueError(f"{path}:{lineno}: features of {vid!r} must be a finite [T, D] "
+                                 f"array with T > 0, got shape {video.shape}")
+            if dim is not None and video.shape[1] != dim:
+                raise ValueError(f"{path}:{lineno}: features of {vid!r} have D={video.shape[1]}, "
+                                 f"earlier videos D={dim}")
+            dim = video.shape[1]
+            steps = row.get("steps", [])
+            out.append(How2Sample(vid, row["transcript"], row["summary"], video,
+                                  str(row.get("task", "")), str(row.get("domain", "")),
+                                  list(steps) if isinstance(steps, list) else []))
+    if not out:
+        raise ValueError(f"{path}: no samples")
+    return out
+
+
+# -- tokenizer ----------------------------------------------------------------------------------
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int = 1000) -> Any:
+    """Train a byte-pair-encoding tokenizer (``tokenizers``) on ``texts``.
+
+    Metaspace pre-tokenisation (SentencePiece style), so ``decode(encode(s)) == s`` for text
+    made of the training characters; specials ``<pad> <s> </s> <unk>`` get ids 0-3, and
+    ``encode`` appends ``</s>``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    alphabet = list("abcdefghijklmnopqrstuvwxyz0123456789.,:;?!'-")
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=alphabet, show_progress=False)
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>",
+                                                       special_tokens=[("</s>", EOS_ID)])
+    return tok
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """Load a ``tokenizer.json`` and check that its special tokens have the ids we rely on."""
+    from tokenizers import Tokenizer
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no tokenizer file {path}")
+    tok = Tokenizer.from_file(str(path))
+    for i, s in enumerate(SPECIAL_TOKENS):
+        if tok.token_to_id(s) != i:
+            raise ValueError(f"{path}: special token {s!r} must have id {i}, "
+                             f"has {tok.token_to_id(s)}")
+    return tok
+
+
+def decode(tokenizer: Any, ids: Tensor | Sequence[int]) -> str:
+    """Ids -> text, stopping at the first ``</s>`` and skipping specials."""
+    ids = ids.tolist() if isinstance(ids, Tensor) else list(ids)
+    if EOS_ID in ids[1:]:  # a decoder may start with </s> (BART's start token)
+        ids = ids[: ids.index(EOS_ID, 1)]
+    return tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+
+@dataclass
+class How2Collator:
+    """Samples -> a padded batch for :class:`readpvla.backbones.VGBart` / ``VGT5``.
+
+    Returns a dict: ``input_ids`` long ``[B, L]`` and ``attention_mask`` long ``[B, L]``
+    (transcript + ``</s>``, right-padded with ``<pad>``); ``video`` float ``[B, T, D]`` and
+    ``video_mask`` bool ``[B, T]``; ``labels`` long ``[B, S]`` (summary + ``</s>``, padded
+    with -100); ``references`` (the summaries as text) and ``vids``.
+    """
+
+    tokenizer: Any
+    max_source_len: int = 192  # transcript tokens kept (How2 practice: truncate the transcript)
+    max_target_len: int = 64
+    max_clips: int = 64
+
+    def __call__(self, samples: Sequence[How2Sample]) -> dict[str, Any]:
+        if not samples:
+            raise ValueError("cannot collate an empty list of samples")
+        src = [e.ids[: self.max_source_len - 1] + [EOS_ID] if len(e.ids) > self.max_source_len
+               else e.ids for e in self.tokenizer.encode_batch([s.transcript for s in samples])]
+        tgt = [e.ids[: self.max_target_len - 1] + [EOS_ID] if len(e.ids) > self.max_target_len
+               else e.ids for e in self.tokenizer.encode_batch([s.summary for s in samples])]
+        b = len(samples)
+        input_ids = torch.full((b, max(map(len, src))), PAD_ID, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        labels = torch.full((b, max(map(len, tgt))), -100, dtype=torch.long)
+        for i, (s, t) in enumerate(zip(src, tgt)):
+            input_ids[i, : len(s)] = torch.tensor(s)
+            attention_mask[i, : len(s)] = 1
+            labels[i, : len(t)] = torch.tensor(t)
+        clips = [s.video[: self.max_clips] for s in samples]
+        video = torch.zeros(b, max(len(c) for c in clips), clips[0].shape[1])
+        video_mask = torch.zeros(b, video.shape[1], dtype=torch.bool)
+        for i, c in enumerate(clips):
+            video[i, : len(c)] = torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32))
+            video_mask[i, : len(c)] = True
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "video": video,
+                "video_mask": video_mask, "labels": labels,
+                "references": [s.summary for s in samples], "vids": [s.vid for s in samples]}
+
+
+# -- the shipped sample ---------------------------------------------------------------------------
+
+#: sizes and seeds of the shipped low-resource split (target domain)
+LOW_RESOURCE = {"train": (400, 101), "val": (100, 102), "test": (200, 103)}
+TOKENIZER_CORPUS = ("source", 4000, 100)  # domain, n, seed of the tokenizer's training text
+
+
+def build_tokenizer(config: How2Config | None = None) -> Any:
+    """The shipped tokenizer: BPE trained on the transcripts and summaries of a source corpus
+    (:data:`TOKENIZER_CORPUS`); every target word occurs there (tests check it)."""
+    domain, n, seed = TOKENIZER_CORPUS
+    corpus = generate_split(domain, n, seed, config or How2Config())
+    return train_tokenizer([t for s in corpus for t in (s.transcript, s.summary)])
+
+
+def build_data_samples(root: str | Path, config: How2Config | None = None) -> dict[str, str]:
+    """Regenerate ``data_samples/how2``: ``tokenizer.json`` and the low-resource splits
+    (:data:`LOW_RESOURCE`). Returns the sha256 of every file written."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    config = config or How2Config()
+    build_tokenizer(config).save(str(root / "tokenizer.json"))
+    for name, (n, seed) in LOW_RESOURCE.items():
+        write_split(generate_split("target", n, seed, config, prefix=f"lr_{name}"), root, name)
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.iterdir()) if p.is_file() and p.suffix in (".json", ".jsonl", ".npz")}
+
+
+if __name__ == "__main__":  # python -m readpvla.data.how2 data_samples/how2
+    import sys
+
+    for name, digest in build_data_samples(sys.argv[1] if len(sys.argv) > 1 else
+                                           "data_samples/how2").items():
+        print(f"{digest}  {name}")

@@ -1,0 +1,210 @@
+"""The VLS experiment: ROUGE, the shipped checkpoints, pretraining, fine-tuning, the tables."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from rouge_score import rouge_scorer
+
+import readpvla as rp
+from readpvla.backbones.vg import VGT5, VGBart
+from readpvla.data.how2 import How2Collator, generate_split, load_tokenizer, train_tokenizer
+from readpvla.metrics.rouge import rouge_scores
+from readpvla.vls import (
+    DATA_ROOT,
+    METHODS,
+    PretrainConfig,
+    TrainConfig,
+    TransferConfig,
+    evaluate,
+    finetune,
+    format_table,
+    load_backbone,
+    method_config,
+    per_sample_rouge,
+    pretrain,
+    pvla_term,
+    run_transfer,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # tiny models: one thread is as fast, and on a shared, busy CPU oversubscribed OpenMP
+    # threads make these tests many times slower (measured: 11 s vs 190 s for this file)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+HAND = [  # (prediction, reference, R1 F, R2 F, RL F) worked out by hand, stemming on
+    ("the cat sat", "the cat sat", 1.0, 1.0, 1.0),
+    ("the cat", "the cat sat on the mat", 2 * (1 * 1 / 3) / (1 + 1 / 3), 2 * (1 * 1 / 5) / (1 + 1 / 5),
+     2 * (1 * 1 / 3) / (1 + 1 / 3)),
+    ("first drill the hole , then level the frame", "first level the frame , then drill the hole",
+     1.0, 4 / 7, 4 / 8),  # commas dropped; 4 of 7 bigrams shared; LCS "first level the frame"
+    ("dogs running", "dog runs", 1.0, 1.0, 1.0),  # Porter stems both sides
+    ("", "the cat", 0.0, 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("pred, ref, r1, r2, rl", HAND)
+def test_rouge_matches_hand_computed_and_rouge_score(pred, ref, r1, r2, rl):
+    ours = rouge_scores([pred], [ref])
+    assert ours["rouge1"] == pytest.approx(100 * r1)
+    assert ours["rouge2"] == pytest.approx(100 * r2)
+    assert ours["rougeL"] == pytest.approx(100 * rl)
+    direct = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True).score(ref, pred)
+    assert ours["rougeL"] == pytest.approx(100 * direct["rougeL"].fmeasure)
+    per = per_sample_rouge([pred], [ref])
+    assert per["rouge2"][0] == pytest.approx(ours["rouge2"])
+
+
+def test_per_sample_rouge_averages_to_corpus_rouge():
+    preds = ["learn how to fix a bike cable : first shift the gear", "the frame", "wash a dog"]
+    refs = ["learn how to fix a bike cable : first shift the gear , finally test the brake .",
+            "level the frame", "learn how to wash a dog"]
+    per, corpus = per_sample_rouge(preds, refs), rouge_scores(preds, refs)
+    for k in ("rouge1", "rouge2", "rougeL"):
+        assert sum(per[k]) / 3 == pytest.approx(corpus[k])
+
+
+@pytest.fixture(scope="module")
+def bart():
+    return load_backbone("bart")
+
+
+@pytest.fixture(scope="module")
+def t5():
+    return load_backbone("t5")
+
+
+@pytest.mark.parametrize("name", ["bart", "t5"])
+def test_shipped_checkpoints_summarise_source_videos(name, request):
+    model, tok = request.getfixturevalue(name)
+    assert type(model) is {"bart": VGBart, "t5": VGT5}[name]
+    info = model.checkpoint_config["pretraining"]
+    assert info["rouge1"] > 90 and info["time_s"] < 600  # the ~10 min budget on 2 cores
+    assert (DATA_ROOT / "checkpoints" / f"vg_{name}" / "model.safetensors").stat().st_size < 5 * 2**20
+    fresh = generate_split("source", 8, seed=999)  # not the pretraining videos
+    ev = evaluate(model.eval(), fresh, How2Collator(tok), num_beams=2)
+    assert ev["rouge1"] > 80 and ev["rougeL"] > 80, ev["predictions"][:2]
+
+
+def test_shipped_checkpoint_needs_video_to_name_vague_steps(bart):
+    # source videos whose step sentences are all vague: only the clips say which steps happen
+    from readpvla.data.how2 import How2Config
+
+    model, tok = bart
+    vague = generate_split("source", 12, seed=5, config=How2Config(p_vague=1.0, p_preview=0.0))
+    collate = How2Collator(tok)
+    good = evaluate(model.eval(), vague, collate, num_beams=1)["rouge2"]
+    for s, other in zip(vague, vague[1:] + vague[:1]):  # swap the videos between samples
+        s.video = other.video
+    swapped = evaluate(model, vague, collate, num_beams=1)["rouge2"]
+    assert good > swapped + 15
+
+
+def test_shipped_checkpoint_rejects_another_tokenizer(tmp_path):
+    texts = [s.transcript for s in generate_split("source", 30, 0)]
+    train_tokenizer(texts, vocab_size=642).save(str(tmp_path / "tokenizer.json"))
+    other = load_tokenizer(tmp_path)
+    with pytest.raises(ValueError, match="tokenizer mismatch"):
+        VGBart.from_checkpoint(DATA_ROOT / "checkpoints" / "vg_bart", tokenizer=other)
+    with pytest.raises(ValueError, match="holds a VGT5, not a VGBart"):
+        VGBart.from_checkpoint(DATA_ROOT / "checkpoints" / "vg_t5")
+
+
+def test_finetune_trains_only_the_adapter_and_lowers_the_loss(t5):
+    base, tok = t5
+    model = rp.peft.apply(copy.deepcopy(base), method_config("read"))
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    train = generate_split("target", 32, seed=3)
+    collate = How2Collator(tok)
+    hist = finetune(model, train, collate, TrainConfig(steps=12, batch_size=8, lr=3e-2), seed=0)
+    assert sum(hist["loss"][-3:]) < sum(hist["loss"][:3])
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+
+
+def test_pvla_gradient_reaches_the_encoder_adapters(bart):
+    base, tok = bart
+    model = rp.peft.apply(copy.deepcopy(base), method_config("read-pvla"))
+    with torch.no_grad():  # past step 0 every READ parameter gets a gradient (DESIGN.md fact 1)
+        for n, p in model.named_parameters():
+            if n.endswith("w_up.weight"):
+                p.normal_(std=0.1)
+    b = How2Collator(tok)(generate_split("target", 4, seed=1))
+    out = model(**{k: b[k] for k in ("input_ids", "attention_mask", "video", "video_mask", "labels")})
+    loss = pvla_term(out, model.fusion_layer, TrainConfig(pvla_weight=1.0, pvla_iter=200))
+    assert 0 < float(loss.detach()) < 2
+    loss.backward()
+    enc = {n: p.grad for n, p in model.named_parameters() if p.requires_grad and ".encoder." in n}
+    dec = {n: p.grad for n, p in model.named_parameters() if p.requires_grad and ".decoder." in n}
+    assert enc and all(g is not None and g.abs().sum() > 0 for g in enc.values())
+    assert all(g is None or g.abs().sum() == 0 for g in dec.values())  # alignment is encoder-side
+
+
+def test_pretrain_writes_a_loadable_checkpoint(tmp_path):
+    cfg = PretrainConfig(d_model=16, ffn_dim=32, n_heads=2, n_source=40, n_val=4, steps=3,
+                         batch_size=8, warmup=1)
+    r = pretrain("t5", out=tmp_path / "ck", config=cfg, log=None)
+    assert r["steps"] == 3 and 0 <= r["rouge1"] <= 100
+    model, _ = load_backbone("t5", checkpoint=tmp_path / "ck")
+    assert model.d_model == 16
+    saved = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert saved["pretraining"]["config"]["n_source"] == 40
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        pretrain("gpt", out=tmp_path / "x", config=cfg, log=None)
+
+
+def test_run_transfer_writes_tables_in_the_paper_shape(tmp_path):
+    cfg = TransferConfig(n_train=16, n_test=6, n_val=4, steps=2, batch_size=8, eval_every=1,
+                         num_beams=1)
+    rep = run_transfer("bart", methods=("bias", "read", "read-pvla"), seeds=(0, 1), config=cfg,
+                       out_dir=tmp_path, log=None)
+    assert list(rep["methods"]) == ["bias", "read", "read-pvla"]
+    read = rep["methods"]["read"]
+    assert [r["seed"] for r in read["runs"]] == [0, 1]
+    assert read["params"]["cell"] == str(rp.peft.count_parameters(
+        rp.peft.apply(copy.deepcopy(load_backbone("bart")[0]), method_config("read"))))
+    assert read["mean"]["rouge1"] == pytest.approx(sum(r["rouge1"] for r in read["runs"]) / 2)
+    assert rep["methods"]["read-pvla"]["runs"][0]["final_pvla"] is not None
+    md = (tmp_path / "vls_bart.md").read_text()
+    assert "| Method | #params (M) | R1 | R2 | RL |" in md and "| READ-PVLA |" in md and " ± " in md
+    assert json.loads((tmp_path / "vls_bart.json").read_text())["methods"]["bias"]["label"] == "Bias"
+
+
+def test_format_table_marks_significance():
+    row = {"label": "Bias", "params": {"cell": "0.01 (1.00%)"}, "mean": dict.fromkeys(
+        ("rouge1", "rouge2", "rougeL"), 10.0), "std": dict.fromkeys(("rouge1", "rouge2", "rougeL"), 1.0),
+        "significant": {"rouge1": True, "rouge2": False, "rougeL": False}}
+    md = format_table({"model": "VGBart", "seeds": [0, 1], "methods": {"bias": row}})
+    assert "| Bias | 0.01 (1.00%) | 10.00 ± 1.00 ‡ | 10.00 ± 1.00 | 10.00 ± 1.00 |" in md
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="unknown method"):
+        run_transfer("bart", methods=("nope",), log=None)
+    with pytest.raises(ValueError, match="unknown method"):
+        method_config("lora2")
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="pvla_layers"):
+        TrainConfig(pvla_layers="some")
+    assert len(METHODS) == 9
+
+
+def test_transfer_run_is_deterministic_for_a_seed():
+    from readpvla.vls import load_transfer_data, transfer_run
+
+    cfg = TransferConfig(n_train=16, n_test=4, n_val=0, steps=3, batch_size=8, eval_every=0,
+                         num_beams=1)
+    data = load_transfer_data("t5", cfg)
+    a, b = (transfer_run(data, "read-pvla", 3, cfg) for _ in range(2))
+    c = transfer_run(data, "read-pvla", 4, cfg)
+    assert a["final_loss"] == b["final_loss"] and a["per_sample"] == b["per_sample"]
+    assert a["final_pvla"] == b["final_pvla"] and c["final_loss"] != a["final_loss"]
