@@ -3,6 +3,7 @@
     readpvla info                               versions, device, where the data samples are
     readpvla run-notebooks [--out DIR] [--full] execute the notebook series, write the report
     readpvla eval-tlg --pred P.jsonl --gt G.jsonl   QVHighlights metrics (standard brief keys)
+    readpvla pretrain-tlg / transfer-tlg            TLG backbones, Table 1 and ablations
     readpvla pretrain-vls --backbone bart|t5        pretrain a VG backbone (synthetic How2)
     readpvla transfer-vls --backbone bart [--full]  Tables 4/5: every method, ROUGE
 """
@@ -40,6 +41,18 @@ def _eval_tlg(args: argparse.Namespace, rest: list[str]) -> int:
     return tlg_main(rest)
 
 
+def _pretrain_tlg(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.tlg import pretrain_main
+
+    return pretrain_main(rest)
+
+
+def _transfer_tlg(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.tlg import transfer_main
+
+    return transfer_main(rest)
+
+
 def _pretrain_vls(args: argparse.Namespace, rest: list[str]) -> int:
     from readpvla.vls import main as vls_main
 
@@ -57,6 +70,8 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
     "info": ("versions and device", _info),
     "run-notebooks": ("execute the notebook series headless and write the report", _run_notebooks),
     "eval-tlg": ("QVHighlights moment retrieval / highlight detection metrics", _eval_tlg),
+    "pretrain-tlg": ("pretrain a TLG backbone on the synthetic source split", _pretrain_tlg),
+    "transfer-tlg": ("low-resource TLG transfer, all methods (Table 1) and ablations", _transfer_tlg),
     "pretrain-vls": ("pretrain VG-BART / VG-T5 on the synthetic How2 source split", _pretrain_vls),
     "transfer-vls": ("low-resource VLS transfer, all methods (Tables 4/5)", _transfer_vls),
 }

@@ -1,0 +1,145 @@
+"""Timing of the low-resource TLG transfer (prints; never asserts).
+
+Default: one target-domain training run for every Table 1 method (same budget), on ``--threads``
+CPU threads; prints the wall time per method, seconds per epoch and the READ-PVLA / Adapter ratio.
+
+    python benchmarks/bench_tlg_transfer.py                     # dog, seed 0, crossmodal
+    python benchmarks/bench_tlg_transfer.py --table --workers 2 # the full default Table 1, timed
+    python benchmarks/bench_tlg_transfer.py --sweep-lambda      # how LAMBDA was chosen (val splits)
+    python benchmarks/bench_tlg_transfer.py --sweep-lr          # how HPARAMS lrs were chosen
+
+Sweeps select on the *validation* splits (best-epoch MR-full-mAP, the early-stopping criterion),
+never on the test splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+import readpvla.tlg as tlg
+from readpvla.backbones.checkpoint import load_backbone
+
+
+def one_domain(args: argparse.Namespace) -> None:
+    backbone = load_backbone(args.checkpoint or tlg.default_checkpoint(args.backbone))
+    print(f"backbone {args.backbone}, domain {args.domain}, seed {args.seed}, "
+          f"{torch.get_num_threads()} torch thread(s), settings {tlg.QUICK}")
+    print(f"{'method':>12s} {'#params':>16s} {'seconds':>8s} {'epochs':>7s} {'s/epoch':>8s} "
+          f"{'test mAP':>9s}")
+    rows = {}
+    for label in tlg.TABLE1_ROWS:
+        r = tlg.run_one(backbone, label, args.domain, args.seed, tlg.QUICK, args.data)
+        per_epoch = r["seconds"] / r["epochs_run"]
+        rows[label] = (r["seconds"], per_epoch)
+        print(f"{label:>12s} {r['params']:>16s} {r['seconds']:8.2f} {r['epochs_run']:7d} "
+              f"{per_epoch:8.3f} {r['test']['MR-full-mAP']:9.2f}", flush=True)
+    total = sum(s for s, _ in rows.values())
+    ratio = rows["READ-PVLA"][0] / rows["Adapter"][0]
+    ratio_epoch = rows["READ-PVLA"][1] / rows["Adapter"][1]
+    print(f"all methods: {total:.1f} s for one domain and one seed")
+    print(f"READ-PVLA / Adapter wall time: {ratio:.2f}x (per epoch: {ratio_epoch:.2f}x)")
+    n = len(tlg.DOMAINS) * 3
+    print(f"extrapolated default table (6 domains x 3 seeds, 1 process): {total * n / 60:.1f} min")
+
+
+def table(args: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    payload = tlg.run_transfer(args.backbone, out_dir=args.out, data_dir=args.data,
+                               checkpoint=args.checkpoint, workers=args.workers)
+    wall = time.perf_counter() - t0
+    print((Path(args.out) / "table1.md").read_text())
+    print(f"default Table 1 ({len(payload['runs'])} runs, {args.workers} worker(s)): "
+          f"{wall / 60:.1f} min (target <= 10 min)")
+
+
+_BACKBONE = {}
+
+
+def _init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _job(job: tuple) -> tuple:
+    ckpt, data, label, domain, seed, lam, lr, settings = job
+    if ckpt not in _BACKBONE:
+        _BACKBONE[ckpt] = load_backbone(ckpt)
+    r = tlg.run_one(_BACKBONE[ckpt], label, domain, seed, settings, data, lam=lam, lr=lr)
+    return job[2:7], r["val_best"]
+
+
+def _val_scores(args, configs: list[tuple[str, float | None, float | None]]) -> dict:
+    """Mean best-epoch validation MR-full-mAP over the domains and seeds, per (label, lam, lr)."""
+    ckpt = str(args.checkpoint or tlg.default_checkpoint(args.backbone))
+    settings = tlg.QUICK
+    jobs = [(ckpt, args.data, label, d, s, lam, lr, settings)
+            for label, lam, lr in configs for d in tlg.DOMAINS for s in args.seeds]
+    ctx = mp.get_context("spawn")
+    scores: dict = {}
+    with ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init,
+                             initargs=(1,)) as pool:
+        for key, val in pool.map(_job, jobs):
+            label, _d, _s, lam, lr = key
+            scores.setdefault((label, lam, lr), []).append(val)
+    return {k: statistics.fmean(v) for k, v in scores.items()}
+
+
+def sweep_lambda(args: argparse.Namespace) -> None:
+    grid = (0.01, 0.1, 1.0)
+    scores = _val_scores(args, [("READ-PVLA", lam, None) for lam in grid] + [("READ", None, None)])
+    print(f"READ-PVLA, {args.backbone}: best-epoch validation MR-full-mAP, mean over 6 domains x "
+          f"seeds {args.seeds} (settings {tlg.QUICK})")
+    for lam in grid:
+        print(f"  lambda {lam:>5}: {scores[('READ-PVLA', lam, None)]:6.2f}")
+    print(f"  READ (no alignment): {scores[('READ', None, None)]:6.2f}")
+
+
+def sweep_lr(args: argparse.Namespace) -> None:
+    grid = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 5e-2, 1e-1)
+    labels = ("Full", "Partial", "Bias", "Proj", "LoRA", "Prompt", "Adapter", "READ")
+    scores = _val_scores(args, [(label, None, lr) for label in labels for lr in grid])
+    print(f"best-epoch validation MR-full-mAP (mean over 6 domains, seeds {args.seeds}) per "
+          f"learning rate, {args.backbone} (settings {tlg.QUICK})")
+    print(f"{'method':>10s} " + " ".join(f"{lr:>8g}" for lr in grid))
+    for label in labels:
+        print(f"{label:>10s} " + " ".join(f"{scores[(label, None, lr)]:8.2f}" for lr in grid))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--backbone", choices=sorted(tlg.BACKBONES), default="crossmodal")
+    ap.add_argument("--domain", default="dog", choices=list(tlg.DOMAINS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (2 cores here)")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="worker processes for --table and the sweeps (1 torch thread each)")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--out", default="runs/bench_tlg_transfer")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--table", action="store_true")
+    mode.add_argument("--sweep-lambda", action="store_true")
+    mode.add_argument("--sweep-lr", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.table:
+        table(args)
+    elif args.sweep_lambda:
+        sweep_lambda(args)
+    elif args.sweep_lr:
+        sweep_lr(args)
+    else:
+        one_domain(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""TLG task glue: the loss, predictions in the QVHighlights format, evaluation, the transfer
+table and ablations (on a tiny fake dataset), the predictor, and the shipped checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import readpvla as rp
+import readpvla.tlg as tlg
+from readpvla.backbones.checkpoint import load_backbone, save_backbone
+from readpvla.data import collate_tlg, load_tlg, save_npz, write_annotations
+from readpvla.metrics import evaluate_tlg
+
+DV, DT = 8, 6
+TINY = {"d_video": DV, "d_text": DT, "d_model": 16, "n_heads": 2, "d_ffn": 32}
+TINY_SETTINGS = tlg.TransferSettings(epochs=2, batch_size=4, patience=2, max_iter=20)
+
+
+def make_split(root: Path, split: str, n: int, seed: int, domain: str = "dog") -> None:
+    """A learnable toy: the relevant clips carry the query's mean feature."""
+    rng = np.random.default_rng(seed)
+    (root / "video_features").mkdir(parents=True, exist_ok=True)
+    (root / "text_features").mkdir(parents=True, exist_ok=True)
+    recs = []
+    for i in range(n):
+        n_clips = int(rng.integers(6, 12))
+        st = int(rng.integers(0, n_clips - 3))
+        ln = int(rng.integers(2, 4))
+        text = rng.normal(size=(int(rng.integers(3, 6)), DT)).astype(np.float32)
+        video = rng.normal(size=(n_clips, DV)).astype(np.float32) * 0.3
+        video[st:st + ln, :DT] += text.mean(0)
+        vid, qid = f"{split}_{i}", 1000 * seed + i
+        save_npz(root / "video_features" / f"{vid}.npz", features=video)
+        save_npz(root / "text_features" / f"qid{qid}.npz", last_hidden_state=text)
+        recs.append({"qid": qid, "query": f"query {i}", "duration": 2.0 * n_clips, "vid": vid,
+                     "domain": domain, "relevant_windows": [[2.0 * st, 2.0 * (st + ln)]],
+                     "relevant_clip_ids": list(range(st, st + ln)),
+                     "saliency_scores": [[3, 4, 2]] * ln})
+    write_annotations(root / "annotations" / f"{split}.jsonl", recs)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tlg")
+    for split, n, seed in (("dog_train", 8, 1), ("dog_val", 4, 2), ("dog_test", 6, 3),
+                           ("gym_train", 8, 4), ("gym_val", 4, 5), ("gym_test", 6, 6)):
+        make_split(root, split, n, seed, split.split("_")[0])
+    torch.manual_seed(0)
+    for kind in ("crossmodal", "momentdetr"):
+        extra = {"n_queries": 4} if kind == "momentdetr" else {}
+        save_backbone(tlg.build_backbone(kind, **TINY, **extra), root / "ckpt" / kind)
+    return root
+
+
+def batch_of(root, split="dog_train", n=4):
+    ds = load_tlg(root, split)
+    return collate_tlg([ds[i] for i in range(n)])
+
+
+# -- loss -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["crossmodal", "momentdetr"])
+def test_tlg_loss_is_task_plus_lambda_alignment(toy, kind):
+    model = load_backbone(toy / "ckpt" / kind)
+    batch = batch_of(toy)
+    task, logs0 = tlg.tlg_loss(model, batch, align="none")
+    assert logs0["align"] == 0.0 and float(task.detach()) == pytest.approx(logs0["task"])
+    for align in ("pvla", "vla", "avg-cosine", "max-l2"):
+        loss, logs = tlg.tlg_loss(model, batch, lam=0.5, align=align, max_iter=50)
+        assert logs["align"] > 0
+        assert float(loss) == pytest.approx(logs["task"] + 0.5 * logs["align"], rel=1e-5)
+        assert logs["task"] == pytest.approx(logs0["task"], rel=1e-5)
+    out = tlg.forward_batch(model, batch)
+    per_block = [float(rp.ot.pvla_loss(hv, hl, out.mask_v, out.mask_l, mass=0.3, max_iter=50,
+                                       tol=1e-4)) for hv, hl in zip(out.h_v, out.h_l)]
+    assert float(tlg.alignment(out, "pvla", mass=0.3, max_iter=50)) == pytest.approx(
+        np.mean(per_block), rel=1e-5)
+
+
+def test_tlg_loss_errors(toy):
+    model = load_backbone(toy / "ckpt" / "crossmodal")
+    batch = batch_of(toy)
+    with pytest.raises(ValueError, match="lam"):
+        tlg.tlg_loss(model, batch, lam=-1.0)
+    with pytest.raises(ValueError, match="align must be one of"):
+        tlg.tlg_loss(model, batch, align="kl")
+    batch.saliency = None
+    with pytest.raises(ValueError, match="labelled"):
+        tlg.tlg_loss(model, batch)
+
+
+# -- predictions and evaluation -------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["crossmodal", "momentdetr"])
+def test_predict_writes_valid_qvhighlights_lines(toy, kind):
+    model = load_backbone(toy / "ckpt" / kind)
+    ds = load_tlg(toy, "dog_test")
+    lines = tlg.predict(model, ds, batch_size=4)
+    assert [line["qid"] for line in lines] == [r["qid"] for r in ds.records]
+    for line, rec in zip(lines, ds.records):
+        assert set(line) == {"qid", "query", "vid", "pred_relevant_windows",
+                             "pred_saliency_scores"}
+        assert len(line["pred_saliency_scores"]) == math.ceil(rec["duration"] / 2)
+        wins = np.array(line["pred_relevant_windows"])
+        assert 1 <= len(wins) <= 10 and (np.diff(wins[:, 2]) <= 0).all()
+    json.dumps(lines)  # JSON-ready
+    metrics = tlg.evaluate(model, ds)
+    assert metrics == evaluate_tlg(lines, list(ds.records))
+    assert 0 <= metrics["MR-full-mAP"] <= 100 and "HL-min-VeryGood-mAP" in metrics
+
+
+def test_evaluate_refuses_unlabelled_split(toy, tmp_path):
+    ds = load_tlg(toy, "dog_test")
+    ds.records = [{k: v for k, v in r.items() if k not in ("relevant_windows",
+                                                           "relevant_clip_ids",
+                                                           "saliency_scores")}
+                  for r in ds.records]
+    with pytest.raises(ValueError, match="no labels"):
+        tlg.evaluate(load_backbone(toy / "ckpt" / "crossmodal"), ds)
+
+
+# -- transfer experiment ----------------------------------------------------------------------------
+def test_run_one_trains_only_the_adapter_and_is_deterministic(toy):
+    backbone = load_backbone(toy / "ckpt" / "crossmodal")
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    a = tlg.run_one(backbone, "READ-PVLA", "dog", 0, TINY_SETTINGS, toy, return_model=True)
+    b = tlg.run_one(backbone, "READ-PVLA", "dog", 0, TINY_SETTINGS, toy)
+    assert a["test"] == b["test"] and a["val_best"] == b["val_best"]
+    assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in before.items())
+    model = a.pop("model")
+    state = rp.peft.adapter_state_dict(model)
+    assert state and all(".w_down." in n or ".rnn." in n or ".w_up." in n for n in state)
+    assert a["trainable"] == sum(t.numel() for t in state.values()) < a["total"]
+    assert a["align"] == "pvla" and set(a["test"]) == {"MR-full-mAP", "HL-min-VeryGood-mAP",
+                                                       "MR-full-R1@0.5"}
+
+
+def test_run_transfer_writes_table1(toy, tmp_path):
+    payload = tlg.run_transfer("crossmodal", methods=["Proj", "READ-PVLA"], domains=["dog", "gym"],
+                               seeds=(0, 1), out_dir=tmp_path, data_dir=toy,
+                               checkpoint=toy / "ckpt" / "crossmodal", settings=TINY_SETTINGS,
+                               progress=False)
+    saved = json.loads((tmp_path / "table1.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(payload["rows"]))
+    assert list(saved["rows"]) == ["Proj", "READ-PVLA"] and len(saved["runs"]) == 2 * 2 * 2
+    row = saved["rows"]["READ-PVLA"]
+    for d in ("dog", "gym"):
+        vals = [r["test"]["MR-full-mAP"] for r in saved["runs"]
+                if r["variant"] == "READ-PVLA" and r["domain"] == d]
+        assert row["per_domain"][d]["MR-full-mAP"]["mean"] == pytest.approx(np.mean(vals),
+                                                                            abs=0.006)
+        assert row["per_domain"][d]["MR-full-mAP"]["std"] == pytest.approx(
+            np.std(vals, ddof=1), abs=0.006)
+    per_seed = [np.mean([r["test"]["MR-full-mAP"] for r in saved["runs"]
+                         if r["variant"] == "READ-PVLA" and r["seed"] == s]) for s in (0, 1)]
+    assert row["avg"]["MR-full-mAP"]["mean"] == pytest.approx(np.mean(per_seed), abs=0.006)
+    assert saved["rows"]["Proj"]["trainable"] == 16 * 4 + 4
+    md = (tmp_path / "table1.md").read_text()
+    assert "| Method | #params (M) | Dog | Gym | Avg. |" in md and "| READ-PVLA |" in md
+    assert " ± " in md
+
+
+def test_run_ablations_table8_and_errors(toy, tmp_path):
+    res = tlg.run_ablations("crossmodal", tables=(8,), domains=["dog"], seeds=(0,),
+                            out_dir=tmp_path, data_dir=toy, checkpoint=toy / "ckpt" / "crossmodal",
+                            settings=TINY_SETTINGS, progress=False)
+    assert list(res[8]["rows"]) == ["GRU", "LSTM", "RNN"]
+    params = {k: v["trainable"] for k, v in res[8]["rows"].items()}
+    assert params["RNN"] < params["GRU"] < params["LSTM"]  # 1 / 3 / 4 gates
+    assert (tmp_path / "table8.md").is_file() and not (tmp_path / "table6.md").exists()
+    with pytest.raises(ValueError, match="unknown ablation"):
+        tlg.run_ablations("crossmodal", tables=(7,), out_dir=tmp_path, data_dir=toy)
+    with pytest.raises(ValueError, match="unknown variant"):
+        tlg.run_grid("crossmodal", ["READ++"], ["dog"], [0], data_dir=toy)
+    with pytest.raises(ValueError, match="unknown domain"):
+        tlg.run_grid("crossmodal", ["READ"], ["cats"], [0], data_dir=toy)
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        tlg.run_transfer("umt", out_dir=tmp_path)
+
+
+# -- predictor ----------------------------------------------------------------------------------------
+def test_predictor_from_checkpoint_with_adapter(toy, tmp_path):
+    backbone = load_backbone(toy / "ckpt" / "crossmodal")
+    model = rp.peft.apply(backbone, rp.peft.READConfig())
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, rp.peft.READLayer):
+                m.w_up.weight.normal_(std=0.3)
+    rp.peft.save_adapter(model, tmp_path / "adapter")
+    p = tlg.Predictor.from_checkpoint(toy / "ckpt" / "crossmodal", adapter=tmp_path / "adapter")
+    rng = np.random.default_rng(0)
+    video, text = rng.normal(size=(9, DV)), rng.normal(size=(4, DT))
+    out = p.predict(video, text)
+    assert len(out["saliency"]) == 9 and 1 <= len(out["windows"]) <= 10
+    w = np.array(out["windows"])
+    assert (w[:, 0] >= 0).all() and (w[:, 1] <= 18.0).all() and (np.diff(w[:, 2]) <= 0).all()
+    plain = tlg.Predictor(load_backbone(toy / "ckpt" / "crossmodal")).predict(video, text)
+    assert plain["saliency"] != out["saliency"]  # the adapter is loaded and used
+    with pytest.raises(ValueError, match="video_feats"):
+        p.predict(video[None], text)
+    with pytest.raises(ValueError, match="query is empty"):
+        p.predict(video, "  ")
+
+
+# -- the shipped checkpoints ----------------------------------------------------------------------------
+SHIPPED = tlg.default_data_dir()
+
+
+@pytest.mark.skipif(not (SHIPPED / "checkpoints" / "crossmodal" / "config.json").is_file()
+                    or not (SHIPPED / "annotations" / "dog_val.jsonl").is_file(),
+                    reason="shipped data_samples/tlg checkpoints not present")
+@pytest.mark.parametrize("kind", ["crossmodal", "momentdetr"])
+def test_shipped_checkpoint_beats_random_init_and_grounds_text(kind):
+    model = load_backbone(tlg.default_checkpoint(kind))
+    size = sum(f.stat().st_size for f in tlg.default_checkpoint(kind).iterdir())
+    assert size < 5e6
+    val = load_tlg(SHIPPED, "dog_val")
+    torch.manual_seed(0)
+    random_init = tlg.build_backbone(kind, **model.config.__dict__).eval()
+    pretrained = tlg.evaluate(model, val)["MR-full-mAP"]
+    assert pretrained > tlg.evaluate(random_init, val)["MR-full-mAP"] + 5
+    p = tlg.Predictor(model)
+    s = val[0]
+    out = p.predict(s.video, "A dog fetches a frisbee.", duration=s.duration)  # MiniLM, offline
+    assert len(out["saliency"]) == len(s.video) and out["windows"]
