@@ -2,6 +2,9 @@
 
 - :mod:`~readpvla.backbones.text_encoder`: all-MiniLM-L6-v2 token / sentence features (offline).
 - :mod:`~readpvla.backbones.vg`: VG-BART / VG-T5, vision-guided wrappers over ``transformers``.
+- :mod:`~readpvla.backbones.tlg`: the cross-modal TLG transformer of the paper's Section 3.1.
+- :mod:`~readpvla.backbones.moment_detr`: a Moment-DETR-style joint encoder + moment decoder.
+- :mod:`~readpvla.backbones.checkpoint`: backbone checkpoints (safetensors + JSON).
 
 Submodules load on first use, so ``import readpvla.backbones`` does not import ``transformers``.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("text_encoder", "vg")
+_SUBMODULES = ("text_encoder", "vg", "tlg", "moment_detr", "checkpoint")
 _NAMES = {
     "TextEncoder": "text_encoder",
     "get_text_encoder": "text_encoder",
@@ -23,6 +26,11 @@ _NAMES = {
     "VGOutput": "vg",
     "load_vg": "vg",
     "tokenizer_fingerprint": "vg",
+    "CrossModalTLG": "tlg",
+    "CrossModalConfig": "tlg",
+    "MomentDETR": "moment_detr",
+    "load_backbone": "checkpoint",
+    "save_backbone": "checkpoint",
 }
 
 __all__ = [*_SUBMODULES, *_NAMES]
