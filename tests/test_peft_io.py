@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 
 FRESH = r"""
 import sys, torch
+torch.set_num_threads({threads})  # bit-exact needs the parent's thread count
 sys.path.insert(0, {tests!r})
 from safetensors.torch import save_file
 from toymodels import JointEncoder
@@ -62,7 +63,8 @@ def test_save_then_load_in_fresh_process_is_bit_exact(cfg, tmp_path):
     with torch.no_grad():
         h, s = model(v, t, vm)
     out = tmp_path / "fresh.safetensors"
-    script = FRESH.format(tests=str(HERE), path=str(path), out=str(out))
+    script = FRESH.format(tests=str(HERE), path=str(path), out=str(out),
+                          threads=torch.get_num_threads())
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     fresh = load_file(str(out))
     assert torch.equal(fresh["h"], h) and torch.equal(fresh["s"], s)
