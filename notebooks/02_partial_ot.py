@@ -25,7 +25,7 @@ seed = 0  # random seed for the point clouds
 device = "cpu"  # "cpu" or "cuda"
 tau = 0.05  # entropic temperature (paper: 0.05)
 mass = 0.5  # transported fraction m in (0, 1]
-n_iter = 1000  # Sinkhorn iterations (paper: N_iter = 1000)
+n_iter = 1000  # Sinkhorn iterations (paper: N_iter of 1000)
 quick = True  # quick run; False: finer sweeps
 
 # %%

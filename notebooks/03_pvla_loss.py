@@ -26,7 +26,7 @@ device = "cpu"  # "cpu" or "cuda"
 domain = "dog"  # target domain of the synthetic benchmark to read
 mass = 0.5  # transported fraction m in (0, 1]
 tau = 0.05  # entropic temperature (paper: 0.05)
-n_iter = 1000  # iteration cap (paper: N_iter = 1000)
+n_iter = 1000  # iteration cap (paper: N_iter of 1000)
 quick = True  # quick: 200 solver iterations in the speed test, 40 queries in the case study
 
 # %%
