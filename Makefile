@@ -26,11 +26,11 @@ run: $(STAMP)
 	$(BIN)/readpvla run-notebooks --out $(RUN_DIR)
 
 test: $(STAMP)
-	$(BIN)/ruff check readpvla tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests notebooks --nbval -p no:cacheprovider -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check readpvla tests benchmarks
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_peft_step.py

@@ -65,7 +65,7 @@ print(f"cell={cell}  k={bottleneck}  device={dev}")
 
 # %%
 d, T = 8, 5
-O = torch.randn(1, T, d)  # (B, T, d)  an FFN output
+O = torch.randn(1, T, d)  # noqa: E741  (B, T, d) an FFN output, the paper's O
 w_down = torch.nn.Linear(d, bottleneck)  # O W_down + b_down
 rnn = torch.nn.RNN(bottleneck, bottleneck, batch_first=True)  # tanh Elman RNN over tokens
 w_up = torch.nn.Linear(bottleneck, d, bias=False)  # Eq. 5 has no bias after W_up

@@ -36,7 +36,7 @@ import torch
 from plotly.subplots import make_subplots
 
 import readpvla as rp
-from readpvla.viz import check_range, plan_heatmap, setup_notebook, small
+from readpvla.viz import check_range, setup_notebook, small
 
 check_range("tau", tau, 0, None, low_open=True)
 check_range("mass", mass, 0, 1, low_open=True)

@@ -43,7 +43,14 @@ from IPython.display import display
 import readpvla as rp
 from readpvla.data import DOMAINS, load_tlg
 from readpvla.data.synthetic_tlg import text_to_video_space
-from readpvla.viz import check_choice, check_range, plan_explorer, plan_heatmap, setup_notebook, small
+from readpvla.viz import (
+    check_choice,
+    check_range,
+    plan_explorer,
+    plan_heatmap,
+    setup_notebook,
+    small,
+)
 
 check_choice("domain", domain, list(DOMAINS))
 check_range("mass", mass, 0, 1, low_open=True)

@@ -103,7 +103,7 @@ print(f"trained {len(live['methods'])} methods: {', '.join(live['methods'])}")
 # %% tags=["nbval-ignore-output"]
 import copy  # noqa: E402
 
-from readpvla.vls import finetune, TrainConfig, LEARNING_RATES  # noqa: E402
+from readpvla.vls import LEARNING_RATES, TrainConfig, finetune  # noqa: E402
 
 torch.manual_seed(seed)
 read_model = rp.peft.apply(copy.deepcopy(model), rp.peft.READConfig(bottleneck=bottleneck))

@@ -26,6 +26,8 @@ def build(src: Path) -> float:
     nb = jupytext.read(src)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb.metadata.pop("jupytext", None)
+    for i, cell in enumerate(nb.cells):  # stable ids: a rebuild does not rewrite every cell
+        cell["id"] = f"cell-{i:03d}"
     dst = src.with_suffix(".ipynb")
     nbformat.write(nb, dst)
     t0 = time.perf_counter()

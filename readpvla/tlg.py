@@ -544,8 +544,11 @@ def run_grid(backbone: str, variants: Sequence[str], domains: Sequence[str], see
              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Every (variant, domain, seed) run of :func:`run_one` from the pretrained ``backbone``.
 
-    ``workers > 1`` runs them in that many worker processes (spawned, one torch thread each; CPU
-    only); the records are the same as with ``workers = 1`` (each run is seeded on its own).
+    ``workers > 1`` runs them in that many worker processes (spawned; CPU only). On CPU every run
+    uses one torch thread, whatever ``workers`` is: float sums depend on the thread count, and
+    early stopping turns a last-digit difference into another best epoch, so only a fixed thread
+    count makes the records identical for any ``workers`` (and equal to the shipped tables).
+    Each run is seeded on its own.
     """
     _check_backbone(backbone)
     unknown = [v for v in variants if v not in ROWS]
@@ -566,11 +569,17 @@ def run_grid(backbone: str, variants: Sequence[str], domains: Sequence[str], see
     records: list[dict[str, Any]] = []
     bar = tqdm(total=len(jobs), desc=f"{backbone} runs", disable=not progress)
     if workers <= 1 or str(device).startswith("cuda"):
-        for job in jobs:
-            records.append(_worker_run(job))
-            bar.update()
-            if log:
-                log(_describe(records[-1]))
+        threads = torch.get_num_threads()
+        if not str(device).startswith("cuda"):
+            torch.set_num_threads(1)  # as in the workers: same records for any `workers`
+        try:
+            for job in jobs:
+                records.append(_worker_run(job))
+                bar.update()
+                if log:
+                    log(_describe(records[-1]))
+        finally:
+            torch.set_num_threads(threads)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -898,9 +907,14 @@ def transfer_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/tlg_transfer")
     ap.add_argument("--data", help="target splits folder (default data_samples/tlg)")
     ap.add_argument("--checkpoint", help="backbone checkpoint (default the shipped one)")
-    ap.add_argument("--workers", type=int, default=1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ap.add_argument("--workers", type=int, default=max(1, cores or 1),
+                    help="worker processes, one torch thread each (default: the usable CPU cores;"
+                         " the numbers do not depend on it)")
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args(argv)
+    if a.workers < 1:
+        ap.error(f"--workers must be >= 1, got {a.workers}")
     common = {"domains": a.domains, "seeds": a.seeds, "quick": not a.full, "out_dir": a.out,
               "device": a.device, "data_dir": a.data, "checkpoint": a.checkpoint,
               "workers": a.workers, "verbose": True}

@@ -77,8 +77,11 @@ def test_closed_form_counts_and_training_on_toy(cfg, expected):
 
 def test_counts_print_like_the_paper():
     assert str(rp.peft.ParamCount(160_000, 283_970_000)) == "0.16 (0.06%)"
-    assert str(rp.peft.ParamCount(500, 283_970_000)) == "5e-04 (0.00018%)"
-    assert str(rp.peft.ParamCount(10, 10)) == "1e-05 (100.00%)"
+    assert str(rp.peft.ParamCount(500, 283_970_000)) == "0.00050 (0.00018%)"
+    assert str(rp.peft.ParamCount(4224, 729_348)) == "0.0042 (0.58%)"
+    assert str(rp.peft.ParamCount(5312, 729_348)) == "0.0053 (0.73%)"
+    assert str(rp.peft.ParamCount(10, 10)) == "1.0e-05 (100.00%)"
+    assert str(rp.peft.ParamCount(4032, 336_000)) == "0.0040 (1.20%)"
 
 
 def test_read_on_bart_t5_counts_and_partial_takes_last_encoder_and_decoder_layers():

@@ -208,3 +208,27 @@ def test_transfer_run_is_deterministic_for_a_seed():
     c = transfer_run(data, "read-pvla", 4, cfg)
     assert a["final_loss"] == b["final_loss"] and a["per_sample"] == b["per_sample"]
     assert a["final_pvla"] == b["final_pvla"] and c["final_loss"] != a["final_loss"]
+
+
+@pytest.mark.parametrize("backbone", ["bart", "t5"])
+def test_shipped_tables_follow_from_their_json(backbone):
+    """The shipped Tables 4 / 5: the Markdown is what format_table makes of the JSON beside it,
+    every parameter cell is what count_parameters prints, and the means are the seeds' means."""
+    import statistics
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "data_samples" / "how2" / "results"
+    path = results / f"vls_{backbone}.json"
+    if not path.is_file():
+        pytest.skip("no shipped VLS table")
+    report = json.loads(path.read_text())
+    assert format_table(report) == report["markdown"]
+    assert (results / f"vls_{backbone}.md").read_text().rstrip("\n") == report["markdown"]
+    for r in report["methods"].values():
+        p = r["params"]
+        assert p["cell"] == str(rp.peft.ParamCount(p["trainable"], p["total"]))
+        assert sorted(x["seed"] for x in r["runs"]) == report["seeds"]
+        for k in ("rouge1", "rouge2", "rougeL"):
+            vals = [x[k] for x in r["runs"]]
+            assert statistics.fmean(vals) == pytest.approx(r["mean"][k], abs=1e-9)
+            assert statistics.stdev(vals) == pytest.approx(r["std"][k], abs=1e-9)

@@ -169,7 +169,8 @@ class ParamCount:
 
     def __str__(self) -> str:
         m, p = self.millions, self.percent
-        ms = f"{m:.2f}" if m >= 0.01 or m == 0 else f"{m:.0e}"
+        # two significant digits below 0.01 M: small adapters (4.2K vs 5.3K) must stay apart
+        ms = f"{m:.2f}" if m >= 0.01 or m == 0 else f"{m:#.2g}"
         ps = f"{p:.2f}" if p >= 0.01 or p == 0 else f"{p:.2g}"
         return f"{ms} ({ps}%)"
 
