@@ -113,12 +113,14 @@ rows = table["rows"]
 
 # %% tags=["report"]
 # (the wall time in the table's note varies run to run: left out here, it is in table1.json)
-display(Markdown(re.sub(r" Wall time: [0-9.]+ s\.", "", (Path("runs/notebook04") / "table1.md").read_text())))
+live_md = re.sub(r" Wall time: [0-9.]+ s\.", "", (Path("runs/notebook04") / "table1.md").read_text())
+display(Markdown(live_md.replace("### ", "### This run: ", 1)))
 
 # %% tags=["report"]
 # the full default table, run with `readpvla transfer-tlg --backbone {backbone} --workers 2`
 shipped = DATA / "results" / f"table1_{backbone}.md"
-display(Markdown(shipped.read_text() if shipped.exists() else "(no shipped full table)"))
+display(Markdown(shipped.read_text().replace("### ", "### Shipped full run: ", 1)
+                 if shipped.exists() else "(no shipped full table)"))
 
 # %% [markdown]
 # **Reading the full table.** For the cross-modal backbone (6 domains × 3 seeds, shipped above when

@@ -125,11 +125,12 @@ for s, b, a in zip(examples, before, after):
 # measured with 250 steps, greedy decoding, 200 test videos and 3 seeds.
 
 # %% tags=["report"]
-display(Markdown(live["markdown"]))
+display(Markdown("**This run.** " + live["markdown"]))
 
 # %% tags=["report"]
 shipped = DATA / "results" / f"vls_{backbone}.md"
-display(Markdown(shipped.read_text() if shipped.exists() else "(no shipped table)"))
+display(Markdown("**Shipped full run.** " + shipped.read_text() if shipped.exists()
+                 else "(no shipped table)"))
 
 # %% [markdown]
 # In our small setting the whole-layer methods (Full, Partial, LoRA) transfer best, and READ with

@@ -643,13 +643,16 @@ def summarize(records: Sequence[dict[str, Any]], rows: Sequence[tuple[str, str]]
 
 
 def _cell(ms: dict[str, Any]) -> str:
+    # one seed has no spread: a "± 0.00" would claim one
+    if len(ms["values"]) == 1:
+        return f"{ms['mean']:.2f}"
     return f"{ms['mean']:.2f} ± {ms['std']:.2f}"
 
 
 def table_markdown(summary: dict[str, Any], domains: Sequence[str], title: str,
                    metric: str = TABLE_METRIC, note: str = "") -> str:
     """A Markdown table in the shape of the paper's Table 1: method, #params (M) (%), one column
-    per domain and Avg., each cell ``mean ± std`` over seeds."""
+    per domain and Avg., each cell ``mean ± std`` over seeds (the mean alone for one seed)."""
     head = ["Method", "#params (M)", *[DOMAINS[d] for d in domains], "Avg."]
     lines = [f"### {title}", "", f"| {' | '.join(head)} |",
              f"|{'|'.join(['---'] * 2 + ['---:'] * (len(domains) + 1))}|"]
@@ -664,7 +667,9 @@ def table_markdown(summary: dict[str, Any], domains: Sequence[str], title: str,
 
 def _note(backbone: str, settings: TransferSettings, seeds: Sequence[int], lam: float) -> str:
     return (f"{TABLE_METRIC} (%, QVHighlights protocol) on each synthetic target domain's test "
-            f"split (60 queries), mean ± std over seeds {list(seeds)}; backbone `{backbone}` "
+            f"split (60 queries), "
+            + (f"mean ± std over seeds {list(seeds)}" if len(seeds) > 1 else f"seed {seeds[0]}")
+            + f"; backbone `{backbone}` "
             f"(frozen, pretrained on the source split). Budget for every method: "
             f"<= {settings.epochs} epochs over 40 training queries, batch {settings.batch_size}, "
             f"early stopping on the 20-query validation split (patience {settings.patience}). "

@@ -576,14 +576,15 @@ def format_table(report: dict[str, Any]) -> str:
     name = report.get("model", report.get("backbone", ""))
     n = len(report.get("seeds", []))
     lines = [f"VLS on synthetic How2 (low-resource target split) with {name}: ROUGE-1/2/L "
-             f"(mean ± std over {n} seed{'s' if n != 1 else ''}), trainable #params (M) (%). "
+             f"({f'mean ± std over {n} seeds' if n > 1 else 'one seed'}), trainable #params (M) (%). "
              "‡: READ-PVLA's gain is significant at the 0.05 level.", "",
              "| Method | #params (M) | R1 | R2 | RL |", "|---|---|---|---|---|"]
     for r in report["methods"].values():
         cells = []
         for k in ("rouge1", "rouge2", "rougeL"):
             mark = " ‡" if r.get("significant", {}).get(k) else ""
-            cells.append(f"{r['mean'][k]:.2f} ± {r['std'][k]:.2f}{mark}")
+            spread = f" ± {r['std'][k]:.2f}" if n > 1 else ""  # one seed has no spread
+            cells.append(f"{r['mean'][k]:.2f}{spread}{mark}")
         lines.append(f"| {r['label']} | {r['params']['cell']} | " + " | ".join(cells) + " |")
     zs = report.get("zero_shot")
     if zs:

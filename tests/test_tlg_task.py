@@ -190,6 +190,10 @@ def test_run_ablations_table8_and_errors(toy, tmp_path):
     params = {k: v["trainable"] for k, v in res[8]["rows"].items()}
     assert params["RNN"] < params["GRU"] < params["LSTM"]  # 1 / 3 / 4 gates
     assert (tmp_path / "table8.md").is_file() and not (tmp_path / "table6.md").exists()
+    md = (tmp_path / "table8.md").read_text()
+    gru = res[8]["rows"]["GRU"]["avg"]["MR-full-mAP"]["mean"]
+    assert f"| GRU | {res[8]['rows']['GRU']['params']} | {gru:.2f} | {gru:.2f} |" in md
+    assert "±" not in md and "seed 0;" in md  # one seed: no spread is claimed
     with pytest.raises(ValueError, match="unknown ablation"):
         tlg.run_ablations("crossmodal", tables=(7,), out_dir=tmp_path, data_dir=toy)
     with pytest.raises(ValueError, match="unknown variant"):

@@ -184,6 +184,8 @@ def test_format_table_marks_significance():
         "significant": {"rouge1": True, "rouge2": False, "rougeL": False}}
     md = format_table({"model": "VGBart", "seeds": [0, 1], "methods": {"bias": row}})
     assert "| Bias | 0.01 (1.00%) | 10.00 ± 1.00 ‡ | 10.00 ± 1.00 | 10.00 ± 1.00 |" in md
+    one = format_table({"model": "VGBart", "seeds": [0], "methods": {"bias": row}})
+    assert "| Bias | 0.01 (1.00%) | 10.00 ‡ | 10.00 | 10.00 |" in one and "one seed" in one
 
 
 def test_bad_arguments_raise():
