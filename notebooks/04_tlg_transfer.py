@@ -25,6 +25,7 @@ device = "cpu"  # "cpu" or "cuda"
 backbone = "crossmodal"  # "crossmodal" (paper Sec. 3.1, Eq. 1-4) or "momentdetr"
 domain = "dog"  # target domain: dog, gym, parkour, skating, skiing, surfing
 quick = True  # quick: 1 domain x 1 seed for the table; False: all 6 domains x 3 seeds
+workers = 2  # processes for the table's runs (one torch thread each: same numbers for any value)
 
 # %%
 import re
@@ -40,10 +41,11 @@ import readpvla as rp
 from readpvla import tlg
 from readpvla.backbones.checkpoint import load_backbone
 from readpvla.data import DOMAINS, load_tlg
-from readpvla.viz import check_choice, setup_notebook
+from readpvla.viz import check_choice, check_range, setup_notebook
 
 check_choice("backbone", backbone, list(tlg.BACKBONES))
 check_choice("domain", domain, list(DOMAINS))
+check_range("workers", workers, 1, 64)
 dev = setup_notebook(seed, device)
 torch.set_num_threads(1)  # small models: one thread is as fast and immune to oversubscription
 DATA = Path("../data_samples/tlg")
@@ -108,7 +110,7 @@ for k in ("MR-full-mAP", "MR-full-R1@0.5", "MR-full-R1@0.7", "HL-min-VeryGood-mA
 domains = [domain] if quick else list(DOMAINS)
 seeds = [seed] if quick else [0, 1, 2]
 table = tlg.run_transfer(backbone, domains=domains, seeds=seeds, quick=True,
-                         out_dir="runs/notebook04", device=dev, progress=False)
+                         out_dir="runs/notebook04", device=dev, workers=workers, progress=False)
 rows = table["rows"]
 
 # %% tags=["report"]

@@ -23,6 +23,7 @@ backbone = "crossmodal"  # "crossmodal" or "momentdetr"
 domain = "dog"  # target domain for the quick run
 n_seeds = 2  # seeds per point in the sweeps (error bars)
 quick = True  # quick: one domain; False: all six domains, 3 seeds
+workers = 2  # processes for the tables' runs (one torch thread each: same numbers for any value)
 
 # %%
 import dataclasses
@@ -43,6 +44,7 @@ from readpvla.viz import check_choice, check_range, setup_notebook
 check_choice("backbone", backbone, list(tlg.BACKBONES))
 check_choice("domain", domain, list(DOMAINS))
 check_range("n_seeds", n_seeds, 1, 10)
+check_range("workers", workers, 1, 64)
 dev = setup_notebook(seed, device)
 torch.set_num_threads(1)
 domains = [domain] if quick else list(DOMAINS)
@@ -62,7 +64,7 @@ print(f"backbone {backbone}, domains {domains}, seeds {seeds}")
 # %%
 out_dir = Path("runs/notebook05")
 tables = tlg.run_ablations(backbone, tables=(6, 8, 9), domains=domains, seeds=seeds, quick=True,
-                           out_dir=out_dir, device=dev, progress=False)
+                           out_dir=out_dir, device=dev, workers=workers, progress=False)
 
 
 def shown(t: int) -> str:
