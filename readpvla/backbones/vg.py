@@ -44,6 +44,8 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
+from readpvla.backbones.tlg import sinusoidal_positions
+
 __all__ = ["CrossModalFusion", "VGBart", "VGOutput", "VGT5", "VisionGuidedSeq2Seq", "load_vg",
            "sinusoid", "tokenizer_fingerprint"]
 
@@ -64,13 +66,9 @@ def _vocab_size(tokenizer: Any) -> int:
 
 def sinusoid(n: int, d: int) -> Tensor:
     """Sinusoidal positions ``PE[t, 2i] = sin(t / 10000^(2i/d))``, ``PE[t, 2i+1] = cos(...)``
-    (Vaswani et al. 2017), ``[n, d]``: the clip order, with no parameter to train."""
-    pos = torch.arange(n, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
-    pe = torch.zeros(n, d)
-    pe[:, 0::2] = torch.sin(pos * freq)
-    pe[:, 1::2] = torch.cos(pos * freq)[:, : d // 2]
-    return pe
+    (Vaswani et al. 2017), ``[n, d]``: the clip order, with no parameter to train. The same
+    function as the TLG backbones' :func:`readpvla.backbones.tlg.sinusoidal_positions`."""
+    return sinusoidal_positions(n, d)
 
 
 class CrossModalFusion(nn.Module):
