@@ -568,9 +568,10 @@ def run_grid(backbone: str, variants: Sequence[str], domains: Sequence[str], see
 
     records: list[dict[str, Any]] = []
     bar = tqdm(total=len(jobs), desc=f"{backbone} runs", disable=not progress)
-    if workers <= 1 or str(device).startswith("cuda"):
+    on_cuda = str(device).startswith("cuda")
+    if workers <= 1 or on_cuda:
         threads = torch.get_num_threads()
-        if not str(device).startswith("cuda"):
+        if not on_cuda:
             torch.set_num_threads(1)  # as in the workers: same records for any `workers`
         try:
             for job in jobs:

@@ -3,6 +3,7 @@ table and ablations (on a tiny fake dataset), the predictor, and the shipped che
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -20,6 +21,17 @@ from readpvla.metrics import evaluate_tlg
 DV, DT = 8, 6
 TINY = {"d_video": DV, "d_text": DT, "d_model": 16, "n_heads": 2, "d_ffn": 32}
 TINY_SETTINGS = tlg.TransferSettings(epochs=2, batch_size=4, patience=2, max_iter=20)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch threads (the suite pins 1 in conftest.py), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def make_split(root: Path, split: str, n: int, seed: int, domain: str = "dog") -> None:
@@ -170,14 +182,10 @@ def test_run_grid_records_do_not_depend_on_workers(toy):
     the thread count would otherwise change the numbers)."""
     args = ("crossmodal", ["READ-PVLA", "Adapter"], ["dog"], [0, 1], TINY_SETTINGS, toy,
             toy / "ckpt" / "crossmodal")
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         one = tlg.run_grid(*args, workers=1, progress=False)
         assert torch.get_num_threads() == 2  # restored
         two = tlg.run_grid(*args, workers=2, progress=False)
-    finally:
-        torch.set_num_threads(before)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(one) == strip(two)
 
@@ -288,11 +296,7 @@ def test_shipped_table1_run_reproduces_exactly(label):
     stored = next(r for r in payload["runs"]
                   if (r["variant"], r["domain"], r["seed"]) == (label, "dog", 0))
     settings = tlg.TransferSettings(**payload["settings"])
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         (r,) = tlg.run_grid("crossmodal", [label], ["dog"], [0], settings, progress=False)
-    finally:
-        torch.set_num_threads(before)
     assert r["best_epoch"] == stored["best_epoch"] and r["epochs_run"] == stored["epochs_run"]
     assert r["test"] == stored["test"]

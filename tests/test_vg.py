@@ -17,16 +17,6 @@ SIZES = {"d_model": 32, "n_layers": 2, "n_heads": 2, "ffn_dim": 64, "dropout": 0
 ARCHS = [VGBart, VGT5]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny models: one thread is as fast, and on a shared, busy CPU oversubscribed OpenMP
-    # threads make these tests many times slower (measured: 11 s vs 190 s for this file)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _model(cls, seed=0, fusion_layer=-1, spread=None):
     m = cls.tiny(VOCAB, DV, fusion_layer=fusion_layer, seed=seed, **SIZES)
     if spread is not None:  # larger random weights: a random model that writes varied tokens

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import statistics
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,17 +31,6 @@ from readpvla.vls import (
     pvla_term,
     run_transfer,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny models: one thread is as fast, and on a shared, busy CPU oversubscribed OpenMP
-    # threads make these tests many times slower (measured: 11 s vs 190 s for this file)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 HAND = [  # (prediction, reference, R1 F, R2 F, RL F) worked out by hand, stemming on
     ("the cat sat", "the cat sat", 1.0, 1.0, 1.0),
@@ -216,9 +207,6 @@ def test_transfer_run_is_deterministic_for_a_seed():
 def test_shipped_tables_follow_from_their_json(backbone):
     """The shipped Tables 4 / 5: the Markdown is what format_table makes of the JSON beside it,
     every parameter cell is what count_parameters prints, and the means are the seeds' means."""
-    import statistics
-    from pathlib import Path
-
     results = Path(__file__).resolve().parents[1] / "data_samples" / "how2" / "results"
     path = results / f"vls_{backbone}.json"
     if not path.is_file():
