@@ -91,13 +91,27 @@ for k in ("MR-full-mAP", "MR-full-R1@0.5", "MR-full-R1@0.7", "HL-min-VeryGood-mA
 # states of every block (chapter 3), averaged over blocks. Only READ's parameters move; the trainer
 # (`rp.train.fit`: AdamW, early stopping on the validation split's MR mAP) restores the best epoch.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 rec = tlg.run_one(base, "READ-PVLA", domain, seed, device=dev, return_model=True)
 adapted = rec.pop("model")
 print(f"READ-PVLA: #params {rec['params']}; best epoch {rec['best_epoch']} of {rec['epochs_run']}")
 after = tlg.evaluate(adapted, test)
 for k in ("MR-full-mAP", "MR-full-R1@0.5", "MR-full-R1@0.7", "HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1"):
     print(f"  {k:22s} {zero_shot[k]:6.2f} -> {after[k]:6.2f}")
+
+# %% [markdown]
+# **Your numbers, our numbers.** On one machine a run is bit-for-bit repeatable: same seed, same
+# numbers. On another CPU the float kernels round the last digit differently; a hundred optimiser
+# steps on 40 queries amplify that, and early stopping on 20 validation queries can then pick
+# another epoch. Measured across three CPU kernel settings (`benchmarks/bench_portability.py`, 9
+# methods x 2 domains x 2 seeds): 22 of 36 runs gave identical numbers, the others moved by up
+# to 6.7 MR-full-mAP — about what another seed does. So the cell above shows this machine's
+# numbers (nbval does not compare them), and the cell below checks what holds everywhere: the run
+# agrees with the shipped run of the same method, domain and seed within `tlg.RERUN_TOLERANCE`.
+# Read single runs with that in mind; the shipped tables average 18 runs per row.
+
+# %%
+print(tlg.compare_with_shipped([rec], backbone)["verdict"])
 
 # %% [markdown]
 # ## 4.4 Every method, in the shape of Table 1
@@ -112,9 +126,11 @@ seeds = [seed] if quick else [0, 1, 2]
 table = tlg.run_transfer(backbone, domains=domains, seeds=seeds, quick=True,
                          out_dir="runs/notebook04", device=dev, workers=workers, progress=False)
 rows = table["rows"]
+print(tlg.compare_with_shipped(table["runs"], backbone)["verdict"])
 
-# %% tags=["report"]
-# (the wall time in the table's note varies run to run: left out here, it is in table1.json)
+# %% tags=["report", "nbval-ignore-output"]
+# this machine's numbers (another CPU gives others within tlg.RERUN_TOLERANCE per run); the wall
+# time in the table's note varies run to run: left out here, it is in table1.json
 live_md = re.sub(r" Wall time: [0-9.]+ s\.", "", (Path("runs/notebook04") / "table1.md").read_text())
 display(Markdown(live_md.replace("### ", "### This run: ", 1)))
 

@@ -11,10 +11,86 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 Handler = Callable[[argparse.Namespace, list[str]], int]
+
+
+# -- shared by every subcommand's parser ----------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line (``prog: error: ...``), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(low: int, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(1, text)
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds)."""
+    return _int_at_least(0, text)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def device(text: str) -> str:
+    """argparse type: ``cpu``, ``cuda`` or ``cuda:N`` that exists on this machine."""
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r} (cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: no CUDA device on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise argparse.ArgumentTypeError(f"unsupported device {text!r} (cpu, cuda, cuda:N)")
+    return text
+
+
+def existing_dir(text: str) -> str:
+    """argparse type: a folder that exists."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {text}")
+    return text
+
+
+def refuse_overwrite(path: Path, what: str, overwrite: bool, parser: Parser) -> None:
+    """Stop with one line if ``path`` already holds ``what`` and ``--overwrite`` was not given."""
+    if path.exists() and any(path.iterdir() if path.is_dir() else [path]) and not overwrite:
+        parser.error(f"{path} already holds {what}; pass --overwrite to replace it, or choose "
+                     "another --out")
 
 
 def _info(args: argparse.Namespace, rest: list[str]) -> int:
@@ -80,7 +156,7 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``readpvla`` command."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="readpvla", description=__doc__.splitlines()[0])
+    parser = Parser(prog="readpvla", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_, _) in COMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
@@ -90,7 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         parser.error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
-    return COMMANDS[command][1](argparse.Namespace(command=command), rest)
+    try:
+        return COMMANDS[command][1](argparse.Namespace(command=command), rest)
+    except KeyboardInterrupt:
+        print(f"readpvla {command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # bad input or files: one line (READPVLA_DEBUG=1: trace)
+        if os.environ.get("READPVLA_DEBUG"):
+            raise
+        print(f"readpvla {command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

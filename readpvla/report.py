@@ -11,7 +11,6 @@ still run; the exit code is then 1.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import os
@@ -162,30 +161,53 @@ def _parse_value(text: str):
         return text
 
 
+def notebook_parameters(path: Path) -> dict[str, dict]:
+    """The parameters a notebook declares in its cell tagged ``parameters`` (papermill's
+    ``inspect_notebook``: name -> ``{"inferred_type_name", "default", "help"}``)."""
+    import papermill as pm
+
+    return pm.inspect_notebook(str(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``readpvla run-notebooks``: run the series, write the report, print where it is."""
-    ap = argparse.ArgumentParser(prog="readpvla run-notebooks", description=__doc__.splitlines()[0])
+    from readpvla.cli import Parser, positive_int
+
+    ap = Parser(prog="readpvla run-notebooks", description=__doc__.splitlines()[0])
     ap.add_argument("--notebooks", type=Path, default=Path("notebooks"))
     ap.add_argument("--out", type=Path, default=Path("runs/latest"))
     ap.add_argument("--full", action="store_true", help="the full experiments (quick=False)")
     ap.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 01 03")
     ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                     metavar=("NAME", "VALUE"), help="papermill parameter for every notebook")
-    ap.add_argument("--timeout", type=int, default=1800, help="per-cell timeout (s)")
+    ap.add_argument("--timeout", type=positive_int, default=1800, help="per-cell timeout (s)")
     args = ap.parse_args(argv)
     books = find_notebooks(args.notebooks, args.only)
     if not books:
-        print(f"no notebooks matching {NOTEBOOK_GLOB} in {args.notebooks}")
-        return 1
+        ap.error(f"no notebooks matching {NOTEBOOK_GLOB}"
+                 + (f" and {args.only}" if args.only else "") + f" in {args.notebooks}")
+    declared = {b.name: notebook_parameters(b) for b in books}
+    known = sorted({name for params in declared.values() for name in params})
+    unknown = sorted({k for k, _ in args.parameter} - set(known))
+    if unknown:  # papermill would inject it silently and every notebook would ignore it
+        ap.error(f"unknown parameter(s) {', '.join(unknown)}; these notebooks take "
+                 f"{', '.join(known)}")
     parameters = {"quick": not args.full}
     parameters.update({k: _parse_value(v) for k, v in args.parameter})
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    (args.out / "notebooks").mkdir(parents=True, exist_ok=True)
+    try:
+        (args.out / "notebooks").mkdir(parents=True, exist_ok=True)
+        probe = args.out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        ap.error(f"cannot write to {args.out}: {e.strerror or e}")
     runs = []
     for src in books:
         print(f"running {src.name} ...", flush=True)
+        mine = {k: v for k, v in parameters.items() if k in declared[src.name]}
         run = run_notebook(src.resolve(), (args.out / "notebooks" / src.name).resolve(),
-                           parameters, args.timeout)
+                           mine, args.timeout)
         print(f"  {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
               + ("" if run.ok else f": {run.error.splitlines()[0][:300]}"), flush=True)
         runs.append(run)

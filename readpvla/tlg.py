@@ -35,7 +35,6 @@ blocks of :class:`~readpvla.backbones.moment_detr.MomentDETR`).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -43,6 +42,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -54,7 +54,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from readpvla import peft
+from readpvla import ot, peft
 from readpvla.backbones.checkpoint import load_backbone, save_backbone
 from readpvla.data import TLGBatch, TLGDataset, collate_tlg, load_tlg
 from readpvla.train import FitResult, fit
@@ -65,7 +65,8 @@ __all__ = [
     "build_backbone", "default_data_dir", "default_checkpoint", "default_source_dir",
     "ensure_source_splits", "forward_batch", "alignment", "tlg_loss", "predict", "evaluate",
     "pretrain", "run_one", "run_grid", "run_transfer", "run_ablations", "summarize",
-    "table_markdown", "Predictor", "pretrain_main", "transfer_main",
+    "table_markdown", "Predictor", "pretrain_main", "transfer_main", "RERUN_TOLERANCE", "ROW_TOLERANCE",
+    "shipped_table", "compare_with_shipped", "read_records", "check_writable",
 ]
 
 #: short name -> backbone class name (see readpvla.backbones.checkpoint)
@@ -151,8 +152,6 @@ def alignment(out: Any, align: str = "pvla", mass: float = MASS, tau: float = TA
     ``align``: ``"pvla"`` (partial OT, ``mass``), ``"vla"`` (full OT, mass 1), ``"avg-cosine"``,
     ``"max-cosine"``, ``"avg-l2"``, ``"max-l2"`` (pooled distances, Table 9) or ``"none"``.
     """
-    from readpvla import ot
-
     if align not in ot.ALIGNMENT_METHODS:
         raise ValueError(f"align must be one of {ot.ALIGNMENT_METHODS}, got {align!r}")
     if not out.h_v or len(out.h_v) != len(out.h_l):
@@ -445,13 +444,33 @@ class TransferSettings:
 
     epochs: int = 20            # maximum epochs over the 40 training queries
     batch_size: int = 8         # queries per step (5 steps per epoch)
-    patience: int = 5           # early stopping on the validation split's MR-full-mAP
+    patience: int | None = 5    # early stopping on the validation split's MR-full-mAP
     lam: float | None = None    # alignment weight (None: LAMBDA[backbone])
     mass: float = MASS
     tau: float = TAU
     max_iter: int = PVLA_MAX_ITER
     tol: float = PVLA_TOL
     lr_scale: float = 1.0       # multiplies every method's learning rate (for sweeps)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "max_iter"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.patience is not None and (isinstance(self.patience, bool)
+                                          or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"patience must be None or a positive integer, got {self.patience!r}")
+        if self.lam is not None and not (self.lam >= 0 and math.isfinite(self.lam)):
+            raise ValueError(f"lam must be None or a finite number >= 0, got {self.lam!r}")
+        if not 0 < self.mass <= 1:
+            raise ValueError(f"mass must be in (0, 1], got {self.mass!r}")
+        for name in ("tau", "lr_scale"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if not self.tol >= 0:
+            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
 
 
 QUICK = TransferSettings()
@@ -474,7 +493,8 @@ class _Data:
 def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
             settings: TransferSettings = QUICK, data_dir: str | Path | None = None,
             device: str | torch.device = "cpu", lam: float | None = None,
-            lr: float | None = None, return_model: bool = False) -> dict[str, Any]:
+            lr: float | None = None, return_model: bool = False, trace: bool = False
+            ) -> dict[str, Any]:
     """Train one method on one target domain with one seed; evaluate on the domain's test split.
 
     A deep copy of ``backbone`` gets the variant's PEFT method (under ``torch.manual_seed(seed)``),
@@ -484,7 +504,9 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
         A record: ``variant``, ``method``, ``domain``, ``seed``, ``params`` (the "#params (M) (%)"
         string), ``trainable``, ``total``, ``test`` (metrics dict), ``val_best`` (best validation
         MR-full-mAP), ``best_epoch``, ``epochs_run``, ``seconds``; with ``return_model`` also
-        ``model``.
+        ``model``; with ``trace`` also ``history``: per epoch ``{"epoch", "val", "test"}`` (the
+        validation and test MR-full-mAP after that epoch; the test split is only looked at, never
+        used to select anything).
     """
     v = ROWS[variant] if isinstance(variant, str) else variant
     root = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -503,11 +525,18 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
                         collate_fn=collate_tlg)
     loss_fn = partial(tlg_loss, lam=lam, align=v.align, mass=settings.mass, tau=settings.tau,
                       max_iter=settings.max_iter, tol=settings.tol)
-    res = fit(model, loss_fn, loader, epochs=settings.epochs,
-              lr=(lr if lr is not None else hp["lr"]) * settings.lr_scale,
-              weight_decay=hp["weight_decay"], seed=seed, device=device,
-              eval_fn=lambda m: evaluate(m, val)[TABLE_METRIC], patience=settings.patience,
-              progress=False)
+
+    def eval_fn(m: nn.Module) -> dict[str, float]:
+        scores = {"val": evaluate(m, val)[TABLE_METRIC]}
+        if trace:
+            scores["test"] = evaluate(m, test)[TABLE_METRIC]
+        return scores
+    with warnings.catch_warnings():  # counted in the record instead of one warning per run
+        warnings.simplefilter("ignore", ot.ConvergenceWarning)
+        res = fit(model, loss_fn, loader, epochs=settings.epochs,
+                  lr=(lr if lr is not None else hp["lr"]) * settings.lr_scale,
+                  weight_decay=hp["weight_decay"], seed=seed, device=device,
+                  eval_fn=eval_fn, monitor="val", patience=settings.patience, progress=False)
     metrics = evaluate(model, test)
     record = {
         "variant": v.label, "method": v.method, "align": v.align, "domain": domain, "seed": seed,
@@ -516,6 +545,11 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
         "val_best": res.best_metric, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    if res.ot_unconverged_steps:  # training steps whose PVLA plan missed `tol` (max_iter hit)
+        record["ot_unconverged_steps"] = res.ot_unconverged_steps
+    if trace:
+        record["history"] = [{"epoch": h["epoch"], "val": h["val"], "test": h["test"]}
+                             for h in res.history]
     if return_model:
         record["model"] = model
     return record
@@ -537,18 +571,84 @@ def _worker_run(job: dict[str, Any]) -> dict[str, Any]:
                    job["settings"], job["data_dir"], job["device"])
 
 
+def _fingerprint(backbone: str, checkpoint: str, data_dir: str, settings: TransferSettings
+                 ) -> dict[str, Any]:
+    """What must match for a stored run record to stand for a run asked for now."""
+    return {"backbone": backbone, "checkpoint": checkpoint, "data_dir": data_dir,
+            "settings": asdict(settings)}
+
+
+def _job_key(r: dict[str, Any]) -> tuple[str, str, int]:
+    return (r["variant"], r["domain"], int(r["seed"]))
+
+
+def read_records(path: str | Path, fingerprint: dict[str, Any] | None = None
+                 ) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Finished runs stored by :func:`run_grid` in a JSON-lines ``path``, by (variant, domain, seed).
+
+    A line cut short by an interrupted write (the last line only) is ignored; any other malformed
+    line, or a run made with another ``fingerprint`` (backbone, checkpoint, data, settings) than
+    the one given, raises ``ValueError`` naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            rec = entry["record"]
+            key = _job_key(rec)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            if i == len(lines):  # the write that was interrupted: that run simply did not finish
+                break
+            raise ValueError(f"{path}:{i}: not a run record ({e})") from None
+        if fingerprint is not None and entry.get("fingerprint") != fingerprint:
+            raise ValueError(
+                f"{path}:{i}: run {key} was made with other settings than this call's "
+                f"({entry.get('fingerprint')} vs {fingerprint}); use another output folder")
+        out[key] = rec
+    return out
+
+
+def check_writable(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and make sure a file can be written there, before any work is
+    done (``ValueError`` otherwise)."""
+    import tempfile
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write to {folder}: {e.strerror or e}") from None
+    return folder
+
+
 def run_grid(backbone: str, variants: Sequence[str], domains: Sequence[str], seeds: Sequence[int],
              settings: TransferSettings = QUICK, data_dir: str | Path | None = None,
              checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
              workers: int = 1, progress: bool = True,
-             log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+             log: Callable[[str], None] | None = None, records: str | Path | None = None,
+             resume: bool = False) -> list[dict[str, Any]]:
     """Every (variant, domain, seed) run of :func:`run_one` from the pretrained ``backbone``.
 
     ``workers > 1`` runs them in that many worker processes (spawned; CPU only). On CPU every run
     uses one torch thread, whatever ``workers`` is: float sums depend on the thread count, and
     early stopping turns a last-digit difference into another best epoch, so only a fixed thread
-    count makes the records identical for any ``workers`` (and equal to the shipped tables).
-    Each run is seeded on its own.
+    count makes the records identical for any ``workers`` on one machine. (Another CPU gives
+    other last digits, hence other numbers within the seed-to-seed spread: DESIGN.md fact 7 and
+    ``data_samples/tlg/results/README.md``.) Each run is seeded on its own.
+
+    ``records``: a JSON-lines file; each run's record is appended (and flushed to disk) as soon
+    as it finishes, so an interrupted grid loses at most the runs in flight. With ``resume`` the
+    runs already in that file (made with the same backbone, checkpoint, data and settings; other
+    settings raise) are taken from it instead of being run again; without it the file is
+    started afresh. Returns the records in job order (domain, seed, variant).
     """
     _check_backbone(backbone)
     unknown = [v for v in variants if v not in ROWS]
@@ -559,47 +659,74 @@ def run_grid(backbone: str, variants: Sequence[str], domains: Sequence[str], see
         raise ValueError(f"unknown domain(s) {bad}; known: {list(DOMAINS)}")
     if not seeds:
         raise ValueError("seeds is empty")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
     ckpt = str(checkpoint if checkpoint is not None else default_checkpoint(backbone))
     root = str(data_dir if data_dir is not None else default_data_dir())
+    fp = _fingerprint(backbone, ckpt, root, settings)
+    done: dict[tuple[str, str, int], dict[str, Any]] = {}
+    if records is not None:
+        check_writable(Path(records).parent)
+        if resume:
+            done = read_records(records, fp)
+        Path(records).write_text("".join(
+            json.dumps({"fingerprint": fp, "record": r}) + "\n" for r in done.values()),
+            encoding="utf-8")
     jobs = [{"checkpoint": ckpt, "variant": v, "domain": d, "seed": s, "settings": settings,
              "data_dir": root, "device": str(device)}
             for d in domains for s in seeds for v in variants]
+    todo = [j for j in jobs if (j["variant"], j["domain"], j["seed"]) not in done]
     from tqdm.auto import tqdm
 
-    records: list[dict[str, Any]] = []
-    bar = tqdm(total=len(jobs), desc=f"{backbone} runs", disable=not progress)
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"{backbone} runs",
+               disable=not progress)
+
+    def finished(rec: dict[str, Any]) -> None:
+        done[_job_key(rec)] = rec
+        if records is not None:
+            with open(records, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"fingerprint": fp, "record": rec}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        bar.update()
+        if log:
+            log(_describe(rec))
+
     on_cuda = str(device).startswith("cuda")
-    if workers <= 1 or on_cuda:
+    if workers <= 1 or on_cuda or len(todo) <= 1:
         threads = torch.get_num_threads()
         if not on_cuda:
             torch.set_num_threads(1)  # as in the workers: same records for any `workers`
         try:
-            for job in jobs:
-                records.append(_worker_run(job))
-                bar.update()
-                if log:
-                    log(_describe(records[-1]))
+            for job in todo:
+                finished(_worker_run(job))
         finally:
             torch.set_num_threads(threads)
     else:
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-            for rec in pool.map(_worker_run, jobs):
-                records.append(rec)
-                bar.update()
-                if log:
-                    log(_describe(rec))
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx,
+                                 initializer=_worker_init) as pool:
+            futures = [pool.submit(_worker_run, job) for job in todo]
+            try:
+                for fut in as_completed(futures):
+                    finished(fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
     bar.close()
-    return records
+    return [done[(j["variant"], j["domain"], j["seed"])] for j in jobs]
 
 
 def _describe(r: dict[str, Any]) -> str:
     return (f"{r['variant']:>20s} {r['domain']:>8s} seed {r['seed']}: "
             f"{TABLE_METRIC} {r['test'].get(TABLE_METRIC, float('nan')):6.2f} "
-            f"(epoch {r['best_epoch']}/{r['epochs_run']}, {r['seconds']:.1f} s)")
+            f"(epoch {r['best_epoch']}/{r['epochs_run']}, {r['seconds']:.1f} s"
+            + (f"; {r['ot_unconverged_steps']} steps with an unconverged PVLA plan"
+               if r.get("ot_unconverged_steps") else "") + ")")
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -678,10 +805,85 @@ def _note(backbone: str, settings: TransferSettings, seeds: Sequence[int], lam: 
             f"<= {settings.max_iter} Sinkhorn iterations (tol {settings.tol}).")
 
 
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _write(out_dir: Path, stem: str, payload: dict[str, Any], md: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    (out_dir / f"{stem}.md").write_text(md, encoding="utf-8")
+    _atomic_write(out_dir / f"{stem}.json", json.dumps(payload, indent=2) + "\n")
+    _atomic_write(out_dir / f"{stem}.md", md)
+
+
+# -- agreement with the shipped tables across machines ----------------------------------------
+#: How far (MR-full-mAP points) a rerun of one shipped run may land from the stored one on another
+#: machine. Runs are bit-exact on one machine, but another CPU's float kernels change the last
+#: digits, training amplifies them and early stopping can pick another epoch (DESIGN.md fact 7).
+#: Measured with ``benchmarks/bench_portability.py`` (9 methods x 2 domains x 2 seeds under
+#: ATEN_CPU_CAPABILITY default / avx2 / avx512): 22 of 36 runs identical, |difference| median 0,
+#: 95th percentile 3.0, largest 6.7 (seed-to-seed std of one run: 0.9-4.6). 10 = 1.5x the largest.
+RERUN_TOLERANCE = 10.0
+#: How far the mean over >= 6 reruns (e.g. one row, one seed, all six domains) may land from the
+#: mean of the same shipped runs: the per-run differences above have mean 0.0 and std 1.0-1.7, so
+#: the std of a mean of 6 is <= 0.7 and 3 is more than 4 of them.
+ROW_TOLERANCE = 3.0
+
+
+def shipped_table(backbone: str, table: int = 1) -> dict[str, Any] | None:
+    """The shipped payload ``data_samples/tlg/results/table{table}_{backbone}.json`` (None if
+    absent)."""
+    _check_backbone(backbone)
+    path = default_data_dir() / "results" / f"table{table}_{backbone}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def compare_with_shipped(records: Sequence[dict[str, Any]], backbone: str,
+                         settings: TransferSettings = QUICK, tol: float = RERUN_TOLERANCE,
+                         tables: Sequence[int] = (1, 6, 8, 9), metric: str = TABLE_METRIC
+                         ) -> dict[str, Any]:
+    """Set fresh run records beside the shipped runs with the same (variant, domain, seed), made
+    with the same ``settings`` (shipped tables made with other settings are not used).
+
+    Returns ``{"tol", "pairs": [{"variant", "domain", "seed", "this", "shipped", "delta"}],
+    "missing": [(variant, domain, seed) without a shipped run], "outside": [pairs with |delta| >
+    tol], "verdict": str}``. The verdict names no volatile number, so it reads the same on every
+    machine where the runs agree within ``tol`` (what a notebook can show under nbval).
+    """
+    lam = settings.lam if settings.lam is not None else LAMBDA[backbone]
+    wanted = {**asdict(settings), "lam": lam}
+    shipped: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for t in tables:
+        payload = shipped_table(backbone, t)
+        if payload is None or payload.get("settings") != wanted:
+            continue
+        for r in payload["runs"]:
+            shipped[_job_key(r)] = r
+    pairs, missing = [], []
+    for r in records:
+        ref = shipped.get(_job_key(r))
+        if ref is None:
+            missing.append(_job_key(r))
+            continue
+        this, then = r["test"][metric], ref["test"][metric]
+        pairs.append({"variant": r["variant"], "domain": r["domain"], "seed": r["seed"],
+                      "this": this, "shipped": then, "delta": round(this - then, 2)})
+    outside = [p for p in pairs if abs(p["delta"]) > tol]
+    if not pairs:
+        verdict = "no shipped run to compare with (other backbone, domain, seed or settings)"
+    elif not outside:
+        verdict = (f"all {len(pairs)} run(s) agree with the shipped runs of the same method, "
+                   f"domain and seed within ±{tol:g} {metric}")
+    else:
+        verdict = (f"{len(outside)} of {len(pairs)} run(s) differ from the shipped runs by more "
+                   f"than ±{tol:g} {metric}: "
+                   + ", ".join(f"{p['variant']} ({p['domain']}, seed {p['seed']}): "
+                               f"{p['this']:.2f} vs {p['shipped']:.2f}" for p in outside))
+    if missing and pairs:
+        verdict += f" ({len(missing)} run(s) have no shipped counterpart)"
+    return {"tol": tol, "pairs": pairs, "missing": missing, "outside": outside,
+            "verdict": verdict}
 
 
 def _resolve_common(backbone, domains, seeds, quick, settings):
@@ -698,8 +900,8 @@ def run_transfer(backbone: str = "crossmodal", methods: Sequence[str] | None = N
                  quick: bool = True, out_dir: str | Path = "runs/tlg_transfer",
                  device: str | torch.device = "cpu", *, data_dir: str | Path | None = None,
                  checkpoint: str | Path | None = None, settings: TransferSettings | None = None,
-                 workers: int = 1, progress: bool = True, verbose: bool = False
-                 ) -> dict[str, Any]:
+                 workers: int = 1, progress: bool = True, verbose: bool = False,
+                 resume: bool = False) -> dict[str, Any]:
     """The low-resource transfer experiment: the paper's Table 1 on the synthetic domains.
 
     Every method in ``methods`` (row labels of :data:`ROWS`, default :data:`TABLE1_ROWS`: Full,
@@ -723,16 +925,20 @@ def run_transfer(backbone: str = "crossmodal", methods: Sequence[str] | None = N
         workers: worker processes (CPU; see :func:`run_grid`).
         progress: tqdm bar over runs.
         verbose: print one line per run to stderr.
+        resume: take the runs already finished in ``out_dir/runs_table1.jsonl`` (where every
+            run's record is written as soon as it finishes) instead of running them again.
 
     Returns:
         The JSON payload (also written).
     """
     domains, seeds, settings, lam = _resolve_common(backbone, domains, seeds, quick, settings)
     methods = list(methods) if methods is not None else list(TABLE1_ROWS)
+    out_dir = check_writable(out_dir)  # before any work: a table must not be lost at the end
     t0 = time.perf_counter()
     log = (lambda s: print(s, file=sys.stderr)) if verbose else None
     records = run_grid(backbone, methods, domains, seeds, settings, data_dir, checkpoint, device,
-                       workers, progress, log)
+                       workers, progress, log, records=out_dir / "runs_table1.jsonl",
+                       resume=resume)
     wall = time.perf_counter() - t0
     summary = summarize(records, [(m, m) for m in methods], domains, seeds)
     note = _note(backbone, settings, seeds, lam)
@@ -754,16 +960,18 @@ def run_ablations(backbone: str = "crossmodal", tables: Sequence[int] = (6, 8, 9
                   quick: bool = True, out_dir: str | Path = "runs/tlg_transfer",
                   device: str | torch.device = "cpu", *, data_dir: str | Path | None = None,
                   checkpoint: str | Path | None = None, settings: TransferSettings | None = None,
-                  workers: int = 1, progress: bool = True, verbose: bool = False
-                  ) -> dict[int, dict[str, Any]]:
+                  workers: int = 1, progress: bool = True, verbose: bool = False,
+                  resume: bool = False) -> dict[int, dict[str, Any]]:
     """The ablations of Tables 6 (no alignment / VLA / PVLA), 8 (RNN / GRU / LSTM) and 9 (pooled
     distances vs partial OT), in the same protocol as :func:`run_transfer`; writes
-    ``table{6,8,9}.json`` and ``.md`` into ``out_dir``. Runs shared between tables (READ-PVLA)
-    run once. Returns ``{table number: payload}``."""
+    ``table{6,8,9}.json`` and ``.md`` into ``out_dir`` (every run's record as it finishes into
+    ``out_dir/runs_ablations.jsonl``, which ``resume`` continues). Runs shared between tables
+    (READ-PVLA) run once. Returns ``{table number: payload}``."""
     domains, seeds, settings, lam = _resolve_common(backbone, domains, seeds, quick, settings)
     bad = [t for t in tables if t not in ABLATIONS]
     if bad:
         raise ValueError(f"unknown ablation table(s) {bad}; known: {sorted(ABLATIONS)}")
+    out_dir = check_writable(out_dir)
     needed: list[str] = []
     for t in tables:
         for _, label in ABLATIONS[t][1]:
@@ -772,7 +980,8 @@ def run_ablations(backbone: str = "crossmodal", tables: Sequence[int] = (6, 8, 9
     t0 = time.perf_counter()
     log = (lambda s: print(s, file=sys.stderr)) if verbose else None
     records = run_grid(backbone, needed, domains, seeds, settings, data_dir, checkpoint, device,
-                       workers, progress, log)
+                       workers, progress, log, records=out_dir / "runs_ablations.jsonl",
+                       resume=resume)
     wall = time.perf_counter() - t0
     note = _note(backbone, settings, seeds, lam)
     out: dict[int, dict[str, Any]] = {}
@@ -876,19 +1085,25 @@ class Predictor:
 # ------------------------------------------------------------------------------------------------
 def pretrain_main(argv: list[str] | None = None) -> int:
     """``readpvla pretrain-tlg --backbone crossmodal [--out DIR] [--data DIR] [--epochs N] ...``"""
-    ap = argparse.ArgumentParser(prog="readpvla pretrain-tlg",
-                                 description="Pretrain a TLG backbone on the synthetic source split.")
+    from readpvla import cli
+
+    ap = cli.Parser(prog="readpvla pretrain-tlg",
+                    description="Pretrain a TLG backbone on the synthetic source split.")
     ap.add_argument("--backbone", choices=sorted(BACKBONES), default="crossmodal")
-    ap.add_argument("--out", help="checkpoint directory (default: the shipped location)")
+    ap.add_argument("--out", help="checkpoint directory (default: runs/pretrain-tlg/BACKBONE; "
+                                  "the shipped one is data_samples/tlg/checkpoints/BACKBONE)")
+    ap.add_argument("--overwrite", action="store_true", help="replace a checkpoint at --out")
     ap.add_argument("--data", help="folder with source_train/source_val (regenerated if missing)")
-    ap.add_argument("--epochs", type=int)
-    ap.add_argument("--lr", type=float)
-    ap.add_argument("--batch-size", type=int)
-    ap.add_argument("--max-minutes", type=float)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--epochs", type=cli.positive_int)
+    ap.add_argument("--lr", type=cli.positive_float)
+    ap.add_argument("--batch-size", type=cli.positive_int)
+    ap.add_argument("--max-minutes", type=cli.positive_float)
+    ap.add_argument("--seed", type=cli.nonnegative_int, default=0)
+    ap.add_argument("--device", type=cli.device, default="cpu")
     a = ap.parse_args(argv)
-    out = a.out or default_checkpoint(a.backbone)
+    out = Path(a.out) if a.out else Path("runs") / "pretrain-tlg" / a.backbone
+    cli.refuse_overwrite(out, "a checkpoint", a.overwrite, ap)
+    check_writable(out)  # before training, not after
     model, res = pretrain(a.backbone, a.data, out, epochs=a.epochs, lr=a.lr,
                           batch_size=a.batch_size, max_minutes=a.max_minutes, seed=a.seed,
                           device=a.device)
@@ -901,34 +1116,48 @@ def pretrain_main(argv: list[str] | None = None) -> int:
 
 def transfer_main(argv: list[str] | None = None) -> int:
     """``readpvla transfer-tlg [--backbone B] [--methods M ...] [--domains D ...] [--seeds S ...]
-    [--full] [--ablations] [--out DIR] [--workers N]``"""
-    ap = argparse.ArgumentParser(prog="readpvla transfer-tlg",
-                                 description="Low-resource TLG transfer: Table 1 (+ ablations).")
+    [--full] [--ablations] [--out DIR] [--workers N] [--resume | --overwrite]``"""
+    from readpvla import cli
+
+    ap = cli.Parser(prog="readpvla transfer-tlg",
+                    description="Low-resource TLG transfer: Table 1 (+ ablations).")
     ap.add_argument("--backbone", choices=sorted(BACKBONES), default="crossmodal")
-    ap.add_argument("--methods", nargs="+", default=None, help=f"rows (default {TABLE1_ROWS})")
+    ap.add_argument("--methods", nargs="+", default=None, choices=list(ROWS), metavar="METHOD",
+                    help=f"rows (default {', '.join(TABLE1_ROWS)}; any of {', '.join(ROWS)})")
     ap.add_argument("--domains", nargs="+", default=None, choices=list(DOMAINS))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1, 2])
     ap.add_argument("--full", action="store_true", help="the fuller budget (quick=False)")
     ap.add_argument("--ablations", action="store_true", help="also Tables 6, 8, 9")
     ap.add_argument("--out", default="runs/tlg_transfer")
-    ap.add_argument("--data", help="target splits folder (default data_samples/tlg)")
-    ap.add_argument("--checkpoint", help="backbone checkpoint (default the shipped one)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the runs already finished in --out (written as each finishes)")
+    ap.add_argument("--overwrite", action="store_true", help="start again, discarding them")
+    ap.add_argument("--data", type=cli.existing_dir,
+                    help="target splits folder (default data_samples/tlg)")
+    ap.add_argument("--checkpoint", type=cli.existing_dir,
+                    help="backbone checkpoint folder (default the shipped one)")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    ap.add_argument("--workers", type=int, default=max(1, cores or 1),
+    ap.add_argument("--workers", type=cli.positive_int, default=max(1, cores or 1),
                     help="worker processes, one torch thread each (default: the usable CPU cores;"
                          " the numbers do not depend on it)")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", type=cli.device, default="cpu")
     a = ap.parse_args(argv)
-    if a.workers < 1:
-        ap.error(f"--workers must be >= 1, got {a.workers}")
-    common = {"domains": a.domains, "seeds": a.seeds, "quick": not a.full, "out_dir": a.out,
+    if a.resume and a.overwrite:
+        ap.error("--resume and --overwrite exclude each other")
+    out = Path(a.out)
+    stems = ["runs_table1.jsonl"] + (["runs_ablations.jsonl"] if a.ablations else [])
+    for stem in stems:
+        if (out / stem).is_file() and (out / stem).stat().st_size and not (a.resume or a.overwrite):
+            ap.error(f"{out / stem} holds finished runs; pass --resume to continue them or "
+                     "--overwrite to start again (or choose another --out)")
+    check_writable(out)
+    common = {"domains": a.domains, "seeds": a.seeds, "quick": not a.full, "out_dir": out,
               "device": a.device, "data_dir": a.data, "checkpoint": a.checkpoint,
-              "workers": a.workers, "verbose": True}
+              "workers": a.workers, "verbose": True, "resume": a.resume}
     run_transfer(a.backbone, a.methods, **common)
-    print((Path(a.out) / "table1.md").read_text(encoding="utf-8"))
+    print((out / "table1.md").read_text(encoding="utf-8"))
     if a.ablations:
         run_ablations(a.backbone, **common)
         for t in sorted(ABLATIONS):
-            print((Path(a.out) / f"table{t}.md").read_text(encoding="utf-8"))
+            print((out / f"table{t}.md").read_text(encoding="utf-8"))
     return 0
-

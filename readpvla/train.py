@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,10 @@ class FitResult:
         n_steps: optimiser steps taken.
         n_trainable: trainable parameter elements.
         wall_time: seconds for the whole call.
+        ot_unconverged_steps: training steps whose loss used a transport plan that did not
+            converge (a :class:`readpvla.ot.ConvergenceWarning` inside ``loss_fn``); per epoch in
+            ``history[i]["ot_unconverged_steps"]``.
+        ot_worst: the message of the warning with the worst violation ("" if none).
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
@@ -63,6 +68,8 @@ class FitResult:
     n_steps: int = 0
     n_trainable: int = 0
     wall_time: float = 0.0
+    ot_unconverged_steps: int = 0
+    ot_worst: str = ""
 
 
 def move_to(batch: Any, device: torch.device | str | None) -> Any:
@@ -122,6 +129,24 @@ def _mean_loss(model: nn.Module, loss_fn: LossFn, loader: Iterable, device: Any)
     return total / max(n, 1)
 
 
+def _loss_counting_ot(loss_fn: LossFn, model: nn.Module, batch: Any
+                      ) -> tuple[Tensor, Mapping[str, float], list[Warning]]:
+    """``loss_fn(model, batch)`` with every :class:`~readpvla.ot.ConvergenceWarning` caught and
+    returned (any other warning passes through unchanged)."""
+    from readpvla.ot import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loss, logs = loss_fn(model, batch)
+    ot = []
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            ot.append(w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return loss, logs, ot
+
+
 def fit(model: nn.Module, loss_fn: LossFn, train_loader: Iterable, val_loader: Iterable | None = None,
         *, epochs: int = 10, lr: float = 1e-3, weight_decay: float = 0.01, seed: int = 0,
         device: torch.device | str | None = None, eval_fn: EvalFn | None = None,
@@ -175,6 +200,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train_loader: Iterable, val_loader: I
     result = FitResult(n_trainable=sum(p.numel() for p in params))
     best_state: dict[str, Tensor] | None = None
     bad_epochs = 0
+    worst_violation = 0.0
     devices = [torch.device(device).index or 0] if device is not None and \
         torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -186,8 +212,15 @@ def fit(model: nn.Module, loss_fn: LossFn, train_loader: Iterable, val_loader: I
             model.train()
             sums: dict[str, float] = {}
             n_batches = 0
+            unconverged = 0
             for step, batch in enumerate(train_loader):
-                loss, logs = loss_fn(model, move_to(batch, device))
+                loss, logs, ot = _loss_counting_ot(loss_fn, model, move_to(batch, device))
+                if ot:
+                    unconverged += 1
+                    worst = max(ot, key=lambda w: getattr(w, "violation", 0.0))
+                    if getattr(worst, "violation", 0.0) >= worst_violation:
+                        worst_violation = getattr(worst, "violation", 0.0)
+                        result.ot_worst = str(worst)
                 if not torch.isfinite(loss):
                     raise ValueError(f"non-finite training loss {float(loss.detach())} at epoch {epoch}, "
                                      f"step {step} (logs: {dict(logs)})")
@@ -203,7 +236,9 @@ def fit(model: nn.Module, loss_fn: LossFn, train_loader: Iterable, val_loader: I
                     sums[f"train_{k}"] = sums.get(f"train_{k}", 0.0) + float(v)
             if n_batches == 0:
                 raise ValueError("train_loader yielded no batch")
-            row: dict[str, float] = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()}}
+            row: dict[str, float] = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()},
+                                     "ot_unconverged_steps": unconverged}
+            result.ot_unconverged_steps += unconverged
             model.eval()
             if val_loader is not None:
                 row["val_loss"] = _mean_loss(model, loss_fn, val_loader, device)
@@ -245,4 +280,10 @@ def fit(model: nn.Module, loss_fn: LossFn, train_loader: Iterable, val_loader: I
         result.best_epoch = result.epochs_run
     model.eval()
     result.wall_time = time.perf_counter() - t_start
+    if result.ot_unconverged_steps:
+        from readpvla.ot import ConvergenceWarning
+
+        warnings.warn(f"{desc}: {result.ot_unconverged_steps} of {result.n_steps} training steps "
+                      f"used a transport plan that did not converge; worst: {result.ot_worst}",
+                      ConvergenceWarning, stacklevel=2)
     return result

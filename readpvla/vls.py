@@ -312,6 +312,22 @@ class PretrainConfig:
     warmup: int = 200
     time_limit_s: float = 480.0  # safety net: stop early to stay inside the ~10 min budget
 
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_layers", "n_heads", "ffn_dim", "n_source", "n_val",
+                     "batch_size", "warmup"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "warmup" else 1):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.steps is not None and (isinstance(self.steps, bool)
+                                       or not isinstance(self.steps, int) or self.steps < 1):
+            raise ValueError(f"steps must be None or a positive integer, got {self.steps!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ValueError(f"time_limit_s must be None or > 0, got {self.time_limit_s!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
 
 def pretrain(backbone: str = "bart", out: str | Path | None = None,
              config: PretrainConfig | None = None, seed: int = 0, data_root: str | Path = DATA_ROOT,
@@ -525,6 +541,10 @@ def run_transfer(backbone: str = "bart", methods: Sequence[str] = METHODS,
         raise ValueError("seeds must not be empty")
     config = config or (TransferConfig.quick() if quick else TransferConfig.full())
     lrs = {**LEARNING_RATES, **(learning_rates or {})}
+    if out_dir is not None:
+        from readpvla.tlg import check_writable
+
+        check_writable(out_dir)  # before any work: the table must not be lost at the end
     if threads is not None:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
@@ -595,33 +615,46 @@ def format_table(report: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m readpvla.vls pretrain --backbone bart`` / ``transfer --backbone t5 --full``."""
-    import argparse
+    from readpvla import cli
+    from readpvla.tlg import check_writable
 
-    ap = argparse.ArgumentParser(prog="python -m readpvla.vls", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("pretrain", help="pretrain VG-BART / VG-T5 on the source split")
+    ap = cli.Parser(prog="python -m readpvla.vls", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=cli.Parser)
+    p = sub.add_parser("pretrain", help="pretrain VG-BART / VG-T5 on the source split",
+                       prog="readpvla pretrain-vls")
     p.add_argument("--backbone", choices=sorted(BACKBONES), default="bart")
-    p.add_argument("--out", default=None, help="checkpoint folder (default: the shipped one)")
-    p.add_argument("--steps", type=int, default=None, help="default: PRETRAIN_STEPS[backbone]")
-    p.add_argument("--time-limit", type=float, default=PretrainConfig.time_limit_s)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    t = sub.add_parser("transfer", help="low-resource transfer over all methods (Tables 4/5)")
+    p.add_argument("--out", default=None,
+                   help="checkpoint folder (default runs/pretrain-vls/vg_BACKBONE; the shipped "
+                        "one is data_samples/how2/checkpoints/vg_BACKBONE)")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint at --out")
+    p.add_argument("--steps", type=cli.positive_int, default=None,
+                   help="default: PRETRAIN_STEPS[backbone]")
+    p.add_argument("--time-limit", type=cli.positive_float, default=PretrainConfig.time_limit_s)
+    p.add_argument("--seed", type=cli.nonnegative_int, default=0)
+    p.add_argument("--threads", type=cli.positive_int, default=None)
+    p.add_argument("--device", type=cli.device, default="cpu")
+    t = sub.add_parser("transfer", help="low-resource transfer over all methods (Tables 4/5)",
+                       prog="readpvla transfer-vls")
     t.add_argument("--backbone", choices=sorted(BACKBONES), default="bart")
     t.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    t.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    t.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1])
     t.add_argument("--full", action="store_true", help="the full protocol instead of quick")
     t.add_argument("--out-dir", default="runs/vls")
-    t.add_argument("--threads", type=int, default=1,
+    t.add_argument("--threads", type=cli.positive_int, default=1,
                    help="torch threads (1: these tiny models gain little from more, and on a "
                         "busy machine oversubscribed threads are many times slower)")
+    t.add_argument("--device", type=cli.device, default="cpu")
     a = ap.parse_args(argv)
     if a.cmd == "pretrain":
+        out = Path(a.out) if a.out else Path("runs") / "pretrain-vls" / f"vg_{a.backbone}"
+        cli.refuse_overwrite(out, "a checkpoint", a.overwrite, p)
+        check_writable(out)  # before training, not after
         cfg = replace(PretrainConfig(), steps=a.steps, time_limit_s=a.time_limit)
-        pretrain(a.backbone, a.out, cfg, seed=a.seed, threads=a.threads)
+        pretrain(a.backbone, out, cfg, seed=a.seed, threads=a.threads, device=a.device)
     else:
+        check_writable(a.out_dir)
         rep = run_transfer(a.backbone, a.methods, a.seeds, quick=not a.full, out_dir=a.out_dir,
-                           threads=a.threads)
+                           threads=a.threads, device=a.device)
         print(rep["markdown"])
     return 0
 

@@ -268,7 +268,6 @@ GOOD = torch.rand(4, 3, dtype=F64)
     (dict(cost=torch.ones(4, 3, dtype=torch.int64)), TypeError, "floating"),
     (dict(cost=GOOD.numpy()), TypeError, "torch.Tensor"),
     (dict(cost=torch.rand(4)), ValueError, "shape"),
-    (dict(cost=torch.rand(0, 3)), ValueError, "empty"),
     (dict(tau=0.0), ValueError, "tau"),
     (dict(tau=-1.0), ValueError, "tau"),
     (dict(max_iter=0), ValueError, "max_iter"),
@@ -343,3 +342,56 @@ def test_cuda_graph_replay_equals_eager():
             torch.testing.assert_close(T, ref, rtol=0, atol=1e-15)
     T16, _ = partial_sinkhorn(C.to(torch.bfloat16), 0.5, mask_a=ma, mask_b=mb)
     assert T16.dtype == torch.bfloat16 and bool(torch.isfinite(T16).all())
+
+
+# ----------------------------------------------------------------------------- shifts, mass check
+@pytest.mark.parametrize("dtype, offset", [(torch.float32, 1e5), (F64, 1e12)])
+@pytest.mark.parametrize("mass", [0.5, 1.0])
+def test_log_domain_is_shift_invariant(dtype, offset, mass):
+    """<T, C + c> = <T, C> + c m on the polytope (the total mass is an equality), so the plan of
+    C + c is the plan of C; the log domain must not lose it to the rounding of (C + c) / tau."""
+    g = torch.Generator().manual_seed(0)
+    C = (torch.rand(2, 6, 7, generator=g, dtype=F64) + offset).to(dtype)  # (B, N, M)
+    ref, _ = partial_sinkhorn(C.double() - offset, mass, 0.01, 5000, 1e-12)  # exact shift
+    tol, atol = (1e-6, 1e-5) if dtype == torch.float32 else (1e-11, 1e-9)
+    T, info = partial_sinkhorn(C, mass, 0.01, 5000, tol, domain="log")
+    assert bool(info.converged.all()), info
+    torch.testing.assert_close(T.double().sum((1, 2)), torch.full((2,), mass, dtype=F64),
+                               rtol=0, atol=atol)
+    torch.testing.assert_close(T.double(), ref, rtol=0, atol=atol)
+    Ta, ia = partial_sinkhorn(C, mass, 0.01, 5000, tol)  # auto picks the domain; same plan
+    assert bool(ia.converged.all())
+    torch.testing.assert_close(Ta.double(), ref, rtol=0, atol=atol)
+    if mass == 1.0:
+        Ts, isk = sinkhorn(C, 0.01, 5000, tol)
+        assert bool(isk.converged.all())
+        torch.testing.assert_close(Ts.double(), ref, rtol=0, atol=atol)
+
+
+def test_masked_shift_uses_real_entries_only():
+    """The per-item shift is the minimum over real entries: a huge padding value changes nothing."""
+    g = torch.Generator().manual_seed(1)
+    C = (torch.rand(2, 5, 6, generator=g) + 1e5).float()  # (B, N, M) float32
+    mask_a = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    C[1, 3:] = 1e30
+    ref, _ = partial_sinkhorn(C[1, :3].double() - 1e5, 0.5, 0.05, 5000, 1e-12)  # exact shift
+    T, info = partial_sinkhorn(C, 0.5, 0.05, mask_a=mask_a, domain="log")
+    assert bool(info.converged.all()), info
+    torch.testing.assert_close(T[1, :3].double(), ref, rtol=0, atol=1e-5)
+
+
+def test_violation_includes_total_mass(monkeypatch):
+    """A plan whose total mass is off is never reported converged, whatever the loop believed."""
+    from readpvla.ot import partial as partial_mod
+
+    real = partial_mod._dykstra_exp
+
+    def off_by_ten_percent(*args, **kw):
+        plan, *rest = real(*args, **kw)
+        return (0.9 * plan, *rest)
+
+    monkeypatch.setattr(partial_mod, "_dykstra_exp", off_by_ten_percent)
+    C = torch.tensor(_cost(np.random.default_rng(3), 6, 5))
+    T, info = partial_sinkhorn(C, 0.5, 0.05, domain="exp")
+    assert float(T.sum()) == pytest.approx(0.45)
+    assert not bool(info.converged) and float(info.violation) >= 0.05 - 1e-12

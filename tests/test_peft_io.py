@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from toymodels import JointEncoder
 
@@ -105,8 +106,10 @@ def test_malformed_checkpoints_fail_clearly(tmp_path):
         rp.peft.load_adapter(JointEncoder(), path)
     cfg_file.write_text(json.dumps(meta))
     state = load_file(str(path / "adapter_model.safetensors"))
+    with safe_open(str(path / "adapter_model.safetensors"), "pt") as f:
+        file_meta = f.metadata()  # keeps the config copy: the pair still agrees
     name = sorted(state)[0]
     state[name] = torch.full_like(state[name], float("nan"))
-    save_file(state, str(path / "adapter_model.safetensors"))
+    save_file(state, str(path / "adapter_model.safetensors"), metadata=file_meta)
     with pytest.raises(ValueError, match="NaN or inf"):
         rp.peft.load_adapter(JointEncoder(), path)

@@ -3,13 +3,17 @@ memory, the ablation family and input errors."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import ot
 import pytest
 import torch
 
+import readpvla as rp
 from readpvla.ot import (
     ALIGNMENT_METHODS,
+    ConvergenceWarning,
     alignment_loss,
     cosine_cost,
     l2_cost,
@@ -262,3 +266,97 @@ def test_dispatcher_errors():
         pooled_distance_loss(h_v, h_l, metric="kl")
     out = alignment_loss(h_v, h_l, method="none")
     assert out.shape == () and out.dtype == F64 and float(out) == 0.0
+
+
+# ----------------------------------------------------------------------------- convergence
+def _recorded(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn()
+    return out, caught
+
+
+@pytest.mark.parametrize("call", ["pvla_loss", "vla_loss", "alignment_pvla", "alignment_vla",
+                                  "partial_wasserstein_cost"])
+def test_non_converged_plans_warn_exactly_once(call):
+    h_v, h_l = _feats(B=3, N=8, M=5, d=16, seed=4)
+    fns = {
+        "pvla_loss": lambda **kw: pvla_loss(h_v, h_l, **kw),
+        "vla_loss": lambda **kw: vla_loss(h_v, h_l, **kw),
+        "alignment_pvla": lambda **kw: alignment_loss(h_v, h_l, method="pvla", **kw),
+        "alignment_vla": lambda **kw: alignment_loss(h_v, h_l, method="vla", **kw),
+        "partial_wasserstein_cost": lambda **kw: partial_wasserstein_cost(
+            cosine_cost(h_v, h_l), **kw),
+    }
+    fn = fns[call]
+    bad, caught = _recorded(lambda: fn(tau=1e-3, max_iter=3))
+    assert [w.category for w in caught] == [ConvergenceWarning], caught
+    w = caught[0]
+    assert w.filename == __file__  # points at the caller's line, not into readpvla
+    msg = str(w.message)
+    assert "3 of 3 items" in msg and "max_iter=3" in msg and "tol=1e-06" in msg, msg
+    assert w.message.n_unconverged == 3 and w.message.n_items == 3
+    assert w.message.violation > 1e-6 and w.message.max_iter == 3 and w.message.tol == 1e-6
+    good, caught = _recorded(lambda: fn(tau=1e-3, max_iter=5000))
+    assert not caught, [str(c.message) for c in caught]
+    assert float((bad - good).abs().max()) > 1e-3  # the warning was about a real difference
+
+
+def test_convergence_warning_is_public_and_solver_returns_info_instead():
+    assert issubclass(rp.ot.ConvergenceWarning, UserWarning)
+    assert "ConvergenceWarning" in rp.ot.__all__
+    C = cosine_cost(*_feats(seed=5))
+    (_, info), caught = _recorded(lambda: partial_sinkhorn(C, 0.5, 1e-4, 3))
+    assert not caught and not bool(info.converged.all())  # the solver reports, never warns
+    _, caught = _recorded(lambda: pvla_loss(*_feats(seed=5), tau=1e-4, max_iter=3, tol=0.0))
+    assert not caught  # tol = 0: a fixed iteration count was asked for, no convergence test
+
+
+def test_partly_converged_batch_counts_items():
+    h_v, h_l = _feats(B=3, N=8, M=5, seed=6)
+    mv, ml = torch.ones(3, 8, dtype=torch.bool), torch.ones(3, 5, dtype=torch.bool)
+    mv[0], ml[1] = False, False  # two empty items: converged by definition
+    _, caught = _recorded(lambda: pvla_loss(h_v, h_l, mv, ml, tau=1e-4, max_iter=3))
+    assert len(caught) == 1 and caught[0].message.n_unconverged == 1
+    assert "1 of 3 items" in str(caught[0].message)
+
+
+def test_l2_cost_on_hidden_state_scale_converges_and_is_scale_free():
+    """Real hidden states (values ~80, d = 384) give L2 distances ~2000: at tau = 0.1 the raw
+    cost is nearly an LP and does not converge. cost='l2' divides each item's distances by their
+    maximum over real tokens, so tau is relative to that maximum."""
+    g = torch.Generator().manual_seed(0)
+    h_v, h_l = 80 * torch.randn(2, 30, 384, generator=g), 80 * torch.randn(2, 30, 384, generator=g)
+    D = l2_cost(h_v, h_l)  # (B, N_V, N_L), entries ~2000
+    _, raw = partial_sinkhorn(D, 0.5, 0.1)
+    assert not bool(raw.converged.all())  # the problem the option fixes
+    loss, caught = _recorded(lambda: pvla_loss(h_v, h_l, tau=0.1, cost="l2", reduction="none"))
+    assert not caught, [str(c.message) for c in caught]
+    s = D.amax((1, 2))  # (B,)
+    for k in range(2):  # plan of C/s at tau = plan of C at s * tau
+        ref = partial_wasserstein_cost(D[k].double(), 0.5, float(s[k]) * 0.1, tol=1e-9)
+        assert float(loss[k]) == pytest.approx(float(ref / s[k]), rel=1e-5)
+    again = pvla_loss(3 * h_v, 3 * h_l, tau=0.1, cost="l2", reduction="none")
+    torch.testing.assert_close(again, loss, rtol=1e-5, atol=0)  # scale free
+
+
+def test_l2_cost_masks_and_gradient():
+    h_v, h_l = _feats()
+    mv, ml = _masks()
+    h_v[~mv] = 1e6  # padding must not set the scale
+    per = pvla_loss(h_v, h_l, mv, ml, cost="l2", reduction="none", tol=1e-10, max_iter=5000)
+    for k in range(3):
+        single = pvla_loss(h_v[k][mv[k]], h_l[k][ml[k]], cost="l2", tol=1e-10, max_iter=5000)
+        torch.testing.assert_close(per[k], single, rtol=0, atol=1e-9)
+    hv = h_v.clone().requires_grad_()
+    pvla_loss(hv, h_l, mv, ml, cost="l2").backward()
+    assert bool(torch.isfinite(hv.grad).all()) and bool((hv.grad[~mv] == 0).all())
+    with pytest.raises(ValueError, match="cost"):
+        pvla_loss(h_v, h_l, cost="kl")
+
+
+def test_cosine_default_is_unchanged_by_the_cost_option():
+    h_v, h_l = _feats()
+    mv, ml = _masks()
+    torch.testing.assert_close(pvla_loss(h_v, h_l, mv, ml, cost="cosine"),
+                               pvla_loss(h_v, h_l, mv, ml), rtol=0, atol=0)

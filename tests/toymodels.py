@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from transformers import (
     BartConfig,
     BartForConditionalGeneration,
+    BertConfig,
+    BertModel,
     CLIPTextConfig,
     CLIPTextModel,
     CLIPVisionConfig,
@@ -114,6 +116,14 @@ def tiny_t5() -> T5ForConditionalGeneration:
     cfg = T5Config(vocab_size=50, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
                    decoder_start_token_id=0, dropout_rate=0.0)
     return T5ForConditionalGeneration(cfg).eval()
+
+
+def tiny_bert() -> BertModel:
+    """A 2-layer BERT with its pooler (``pooler.dense`` maps [B, d] -> [B, d]: no token axis)."""
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)
+    return BertModel(cfg).eval()
 
 
 def tiny_clip_text() -> CLIPTextModel:

@@ -11,6 +11,14 @@ rebuilds the class from its config and checks every tensor's name and shape befo
 file from another class or another config fails with a message that names the difference.
 Adapters are saved separately (:func:`readpvla.peft.save_adapter`); a model that carries one is
 refused here.
+
+Failing safely (as :mod:`readpvla.peft`'s adapter files): a save replaces both files or neither
+(:class:`~readpvla.peft.safeio.AtomicFiles`) and stores a copy of ``config.json`` in the weights'
+metadata, so a pair of files from two saves is refused; a load reads the safetensors header first
+and checks names, shapes and dtypes against the model the config builds (built on the ``meta``
+device, so an edited config cannot make it allocate) before building it for real, and names the
+file of a truncated or corrupted checkpoint and the tensor holding NaN or inf. Checkpoints written
+before the config copy existed (the shipped ones) load as before.
 """
 
 from __future__ import annotations
@@ -22,8 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
+
+from readpvla.peft.safeio import (
+    ACCEPTED_FLOATS,
+    CONFIG_COPY_KEY,
+    FLOAT_DTYPES,
+    AtomicFiles,
+    check_finite,
+    dtype_name,
+    load_tensors,
+    read_format_json,
+    read_header,
+)
 
 __all__ = ["BACKBONE_CLASSES", "save_backbone", "load_backbone", "read_backbone_config",
            "register_backbone"]
@@ -60,7 +80,8 @@ def save_backbone(model: nn.Module, path: str | Path, meta: dict[str, Any] | Non
 
     Args:
         model: a backbone with a ``config`` dataclass (e.g. :class:`CrossModalTLG`).
-        path: output directory; ``model.safetensors`` and ``config.json`` are (over)written.
+        path: output directory; ``model.safetensors`` and ``config.json`` are (over)written,
+            both or neither: an error leaves a checkpoint already there as it was.
         meta: JSON-serialisable extras stored under ``"meta"`` (training recipe, metrics).
 
     Returns:
@@ -68,7 +89,8 @@ def save_backbone(model: nn.Module, path: str | Path, meta: dict[str, Any] | Non
 
     Raises:
         TypeError: the model has no config dataclass, or ``meta`` is not JSON-serialisable.
-        ValueError: the model carries a readpvla adapter (save it with ``save_adapter``).
+        ValueError: the model carries a readpvla adapter (save it with ``save_adapter``), or
+            ``path`` is not a writable directory (checked before anything is written).
     """
     config = getattr(model, "config", None)
     if not dataclasses.is_dataclass(config):
@@ -80,7 +102,17 @@ def save_backbone(model: nn.Module, path: str | Path, meta: dict[str, Any] | Non
     name = type(model).__name__
     if name not in BACKBONE_CLASSES:
         register_backbone(type(model))
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with AtomicFiles(path) as out:  # checks the target before any work
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        text = _info_text(model, name, config, state, meta)
+        file_meta = {"format": FORMAT, "class": name, CONFIG_COPY_KEY: text}
+        out.write(WEIGHTS_NAME, lambda f: save_file(state, str(f), metadata=file_meta))
+        out.write(CONFIG_NAME, lambda f: f.write_text(text, encoding="utf-8"))
+    return Path(path)
+
+
+def _info_text(model: nn.Module, name: str, config: Any, state: dict[str, torch.Tensor],
+               meta: dict[str, Any] | None) -> str:
     info = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -91,14 +123,9 @@ def save_backbone(model: nn.Module, path: str | Path, meta: dict[str, Any] | Non
         "meta": meta or {},
     }
     try:
-        text = json.dumps(info, indent=2)
+        return json.dumps(info, indent=2) + "\n"
     except TypeError as e:
         raise TypeError(f"meta must be JSON-serialisable: {e}") from e
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path / WEIGHTS_NAME), metadata={"format": FORMAT, "class": name})
-    (path / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
-    return path
 
 
 def read_backbone_config(path: str | Path) -> dict[str, Any]:
@@ -106,21 +133,19 @@ def read_backbone_config(path: str | Path) -> dict[str, Any]:
     cfg_file = Path(path) / CONFIG_NAME
     if not cfg_file.is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {path}: not a readpvla backbone directory")
-    try:
-        info = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{cfg_file}: invalid JSON ({e})") from e
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ValueError(f"{cfg_file}: not a readpvla backbone config (format != {FORMAT!r})")
-    if info.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{cfg_file}: format_version {info['format_version']} is newer than this "
-                         f"readpvla ({FORMAT_VERSION}); upgrade readpvla")
-    return info
+    return read_format_json(cfg_file, FORMAT, FORMAT_VERSION, "backbone", default_version=1)
 
 
 def load_backbone(path: str | Path, expected_class: str | type[nn.Module] | None = None,
                   device: str | torch.device | None = None) -> nn.Module:
     """Rebuild the backbone saved in ``path`` and load its weights (in eval mode).
+
+    Everything is checked before the model is built: ``config.json`` (format, version, class,
+    config fields), the safetensors header (read without loading a tensor: names, shapes and
+    dtypes against the model the config builds, built first on the ``meta`` device so nothing is
+    allocated; floating tensors may be float32, float64, float16 or bfloat16 and are cast to the
+    model's dtype, other tensors must have the model's dtype exactly), and that both files come
+    from the same save. Tensor values holding NaN or inf are refused. Nothing is unpickled.
 
     Args:
         path: a directory written by :func:`save_backbone`.
@@ -130,10 +155,13 @@ def load_backbone(path: str | Path, expected_class: str | type[nn.Module] | None
     Raises:
         FileNotFoundError: missing ``config.json`` or ``model.safetensors``.
         ValueError: another class than expected, an unknown class, a config field the class does
-            not know, or a tensor whose name or shape differs from the rebuilt model (named).
+            not know, a tensor whose name, shape or dtype differs from the rebuilt model (named),
+            a truncated or corrupted weights file (named), files from two different saves, or a
+            tensor holding NaN or inf (named).
     """
     path = Path(path)
     info = read_backbone_config(path)
+    cfg_file = path / CONFIG_NAME
     name = info.get("class")
     if expected_class is not None:
         want = expected_class if isinstance(expected_class, str) else expected_class.__name__
@@ -142,27 +170,63 @@ def load_backbone(path: str | Path, expected_class: str | type[nn.Module] | None
     cls = _resolve(name)
     config_cls = cls.config_class
     fields = {f.name for f in dataclasses.fields(config_cls)}
-    stored = dict(info.get("config", {}))
+    stored = info.get("config", {})
+    if not isinstance(stored, dict):
+        raise ValueError(f"{cfg_file}: 'config' must be a JSON object, got {type(stored).__name__}")
     unknown = sorted(set(stored) - fields)
     if unknown:
         raise ValueError(f"{path}: config field(s) {unknown} unknown to {config_cls.__name__} "
                          f"(known: {sorted(fields)}); checkpoint from another version or class?")
-    model = cls(config_cls(**stored))
+    config = config_cls(**stored)
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {path}")
-    state = load_file(str(weights))
-    own = model.state_dict()
-    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    header = read_header(weights)
+    for key, want in (("format", FORMAT), ("class", name)):
+        got = header.metadata.get(key)
+        if got is not None and got != want:
+            raise ValueError(f"{weights} holds {key} {got!r} but {cfg_file} says {want!r}: the "
+                             "two files do not belong together")
+    own = _skeleton_state(cls, config)
+    missing, extra = sorted(set(own) - set(header.tensors)), sorted(set(header.tensors) - set(own))
     if missing or extra:
         raise ValueError(f"{weights} does not match {name} with its config: missing "
                          f"{missing[:3]}{'...' if len(missing) > 3 else ''}, unexpected "
                          f"{extra[:3]}{'...' if len(extra) > 3 else ''}")
+    for k, t in header.tensors.items():
+        shape, dtype = own[k]
+        if t.shape != shape:
+            raise ValueError(f"{weights}: tensor {k!r} has shape {list(t.shape)} but {name} with "
+                             f"this config expects {list(shape)}")
+        if dtype.is_floating_point:
+            if t.dtype not in FLOAT_DTYPES:
+                raise ValueError(f"{weights}: tensor {k!r} has dtype {t.dtype_name}; expected a "
+                                 f"floating-point dtype ({ACCEPTED_FLOATS})")
+        elif t.dtype_name != dtype_name(dtype):
+            raise ValueError(f"{weights}: tensor {k!r} has dtype {t.dtype_name} but {name} "
+                             f"expects {dtype_name(dtype)}")
+    copy_ = header.config_copy()
+    if copy_ is not None and copy_ != info:
+        diff = sorted(k for k in set(copy_) | set(info) if copy_.get(k) != info.get(k))
+        raise ValueError(f"{cfg_file} and {weights} come from different saves (an interrupted "
+                         f"save_backbone?): the config stored with the weights differs in {diff}")
+    state = load_tensors(header, header.tensors)
     for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise ValueError(f"{weights}: tensor {k!r} has shape {list(v.shape)} but {name} with "
-                             f"this config expects {list(own[k].shape)}")
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise ValueError(f"{weights}: tensor {k!r} holds NaN or inf")
+        check_finite(weights, k, v)
+    model = cls(config)
     model.load_state_dict(state)
     return model.to(device or "cpu").eval()
+
+
+def _skeleton_state(cls: type[nn.Module], config: Any) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Names, shapes and dtypes of ``cls(config).state_dict()``, built on the meta device (no
+    memory, however large the config says the model is)."""
+    try:
+        with torch.device("meta"):
+            skeleton = cls(config)
+    except (ValueError, TypeError):
+        raise  # the config itself is wrong: the real build would say the same
+    except Exception as e:  # pragma: no cover - a class whose __init__ needs real tensors
+        raise ValueError(f"cannot check a {cls.__name__} checkpoint before building it: its "
+                         f"constructor fails on the meta device ({e})") from e
+    return {k: (tuple(v.shape), v.dtype) for k, v in skeleton.state_dict().items()}

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from readpvla.data.qvh import _npz_array, _open_npz, _text_lines, _utf8_error, _why
+
 __all__ = ["How2Collator", "How2Config", "How2Sample", "LOW_RESOURCE", "SOURCE_TASKS",
            "TARGET_TASKS", "build_data_samples", "build_tokenizer", "decode", "generate_split",
            "load_split", "load_tokenizer", "train_tokenizer", "vocabulary", "write_split"]
@@ -321,12 +323,26 @@ def write_split(samples: Sequence[How2Sample], root: str | Path, split: str) -> 
 def _features(root: Path, split: str) -> tuple[dict[str, np.ndarray] | None, Path]:
     npz = root / f"{split}_video.npz"
     if npz.is_file():
-        with np.load(npz, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}, npz
+        with _open_npz(npz, " of one [T, D] array per vid") as z:
+            return {k: _npz_array(z, k, f"{npz}[{k!r}]:") for k in z.files}, npz
     folder = root / f"{split}_video"
     if folder.is_dir():
         return None, folder  # one {vid}.npy per video, read lazily
     raise FileNotFoundError(f"no clip features for split {split!r}: expected {npz} or {folder}/")
+
+
+def _load_npy(npy: Path, where: str) -> np.ndarray:
+    """One ``{vid}.npy``; any failure raises ``ValueError`` naming ``where`` and the file."""
+    try:
+        video = np.load(npy, allow_pickle=False)
+    except MemoryError:
+        raise
+    except Exception as err:  # pickled data, a bad header, a truncated file, ...
+        raise ValueError(f"{where}: {npy}: cannot be read as .npy ({_why(err)})") from None
+    if not isinstance(video, np.ndarray):
+        video.close()
+        raise ValueError(f"{where}: {npy}: expected an .npy array, got an .npz archive")
+    return video
 
 
 def load_split(root: str | Path, split: str) -> list[How2Sample]:
@@ -337,51 +353,67 @@ def load_split(root: str | Path, split: str) -> list[How2Sample]:
 
     Raises:
         FileNotFoundError: the JSONL or the features are missing.
-        ValueError: a malformed line, named as ``path:line`` (bad JSON, a missing or non-string
-            field, an unknown ``vid``, features that are not a finite ``[T, D]`` array, or a
-            ``D`` that differs between videos).
+        ValueError: a malformed line, named as ``path:line`` (a byte that is not UTF-8, bad
+            JSON, a missing or non-string field, ``steps`` that is not a list of strings, an
+            unknown ``vid``, features that are not a finite real ``[T, D]`` array or cannot be
+            read, or a ``D`` that differs from the first video's, both named); a feature archive
+            that cannot be read (named); a file without samples.
     """
     root = Path(root)
     path = root / f"{split}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no such split file: {path}")
     feats, where = _features(root, split)
-    out, dim = [], None
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            for key in ("vid", "transcript", "summary"):
-                if not isinstance(row.get(key), str) or not row[key].strip():
-                    raise ValueError(f"{path}:{lineno}: field {key!r} must be a non-empty string")
-            vid = row["vid"]
-            if feats is not None:
-                if vid not in feats:
-                    raise ValueError(f"{path}:{lineno}: vid {vid!r} has no features in {where}")
-                video = feats[vid]
-            else:
-                npy = where / f"{vid}.npy"
-                if not npy.is_file():
-                    raise ValueError(f"{path}:{lineno}: vid {vid!r} has no features file {npy}")
-                video = np.load(npy, allow_pickle=False)
-            video = np.asarray(video, dtype=np.float32)
-            if video.ndim != 2 or video.shape[0] == 0 or not np.isfinite(video).all():
-                raise ValueError(f"{path}:{lineno}: features of {vid!r} must be a finite [T, D] "
-                                 f"array with T > 0, got shape {video.shape}")
-            if dim is not None and video.shape[1] != dim:
-                raise ValueError(f"{path}:{lineno}: features of {vid!r} have D={video.shape[1]}, "
-                                 f"earlier videos D={dim}")
-            dim = video.shape[1]
-            steps = row.get("steps", [])
-            out.append(How2Sample(vid, row["transcript"], row["summary"], video,
-                                  str(row.get("task", "")), str(row.get("domain", "")),
-                                  list(steps) if isinstance(steps, list) else []))
+    out: list[How2Sample] = []
+    first: tuple[str, int, int, str] | None = None  # vid, line, D, source of the first video
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        for key in ("vid", "transcript", "summary"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise ValueError(f"{path}:{lineno}: field {key!r} must be a non-empty string")
+        for key in ("task", "domain"):  # optional: absent or null is ""
+            if not isinstance(row.get(key) or "", str):
+                raise ValueError(f"{path}:{lineno}: {key!r} must be a string, got {row[key]!r}")
+        steps = row.get("steps") or []  # optional: absent or null is []
+        if not isinstance(steps, list) or not all(isinstance(x, str) for x in steps):
+            raise ValueError(f"{path}:{lineno}: 'steps' must be a list of strings, got {steps!r}")
+        vid = row["vid"]
+        if feats is not None:
+            if vid not in feats:
+                raise ValueError(f"{path}:{lineno}: vid {vid!r} has no features in {where}")
+            video, source = feats[vid], ""
+        else:
+            npy = where / f"{vid}.npy"
+            if not npy.is_file():
+                raise ValueError(f"{path}:{lineno}: vid {vid!r} has no features file {npy}")
+            video, source = _load_npy(npy, f"{path}:{lineno}: vid {vid!r}"), f" ({npy})"
+        if not np.issubdtype(video.dtype, np.number) or np.iscomplexobj(video):
+            raise ValueError(f"{path}:{lineno}: features of {vid!r} must be real numbers, got "
+                             f"dtype {video.dtype}{source or f' (in {where})'}")
+        video = np.asarray(video, dtype=np.float32)
+        if video.ndim != 2 or video.shape[0] == 0 or video.shape[1] == 0:
+            raise ValueError(f"{path}:{lineno}: features of {vid!r} must be a finite [T, D] "
+                             f"array with T, D > 0, got shape {video.shape}"
+                             f"{source or f' (in {where})'}")
+        if not np.isfinite(video).all():
+            raise ValueError(f"{path}:{lineno}: features of {vid!r} must be a finite [T, D] "
+                             f"array, but {int((~np.isfinite(video)).sum())} values are NaN or "
+                             f"inf{source or f' (in {where})'}")
+        if first is None:
+            first = (vid, lineno, video.shape[1], source)
+        elif video.shape[1] != first[2]:
+            raise ValueError(f"{path}:{lineno}: features of {vid!r} have D={video.shape[1]}"
+                             f"{source} but those of {first[0]!r} (line {first[1]}) have "
+                             f"D={first[2]}{first[3] or f' (in {where})'}")
+        out.append(How2Sample(vid, row["transcript"], row["summary"], video,
+                              row.get("task") or "", row.get("domain") or "", list(steps)))
     if not out:
         raise ValueError(f"{path}: no samples")
     return out
@@ -412,7 +444,13 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 1000) -> Any:
 
 
 def load_tokenizer(path: str | Path) -> Any:
-    """Load a ``tokenizer.json`` and check that its special tokens have the ids we rely on."""
+    """Load a ``tokenizer.json`` and check that its special tokens have the ids we rely on.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: ``"PATH:LINE: ..."`` for a byte that is not UTF-8; ``"PATH: ..."`` for a file
+            ``tokenizers`` cannot read, or special tokens with other ids.
+    """
     from tokenizers import Tokenizer
 
     path = Path(path)
@@ -420,7 +458,14 @@ def load_tokenizer(path: str | Path) -> Any:
         path = path / "tokenizer.json"
     if not path.is_file():
         raise FileNotFoundError(f"no tokenizer file {path}")
-    tok = Tokenizer.from_file(str(path))
+    data = path.read_bytes()
+    bad = _utf8_error(path, data)
+    if bad is not None:
+        raise bad
+    try:
+        tok = Tokenizer.from_str(data.decode("utf-8"))
+    except Exception as err:  # the Rust side raises a bare Exception
+        raise ValueError(f"{path}: cannot be read as a tokenizer ({err})") from None
     for i, s in enumerate(SPECIAL_TOKENS):
         if tok.token_to_id(s) != i:
             raise ValueError(f"{path}: special token {s!r} must have id {i}, "

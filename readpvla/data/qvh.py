@@ -26,7 +26,12 @@ difference of :data:`CLIP_TOLERANCE` (= 1) row is repaired (an extra row is drop
 repeats the last row); a larger difference raises ``ValueError`` naming the file.
 
 Feature files are read with ``np.load(..., allow_pickle=False)`` and may be float16 on disk; the
-loader returns float32. Every malformed annotation raises ``ValueError("FILE:LINE: ...")``.
+loader returns float32. Every malformed annotation raises ``ValueError("FILE:LINE: ...")``: a
+byte that is not UTF-8, bad JSON, a bad field, a repeated qid, a vid given two durations, label
+fields present on some lines and absent on others (a file is all labelled or all unlabelled). A
+file without any record raises too. Feature files are read lazily; every file that cannot be read,
+holds NaN/inf, or whose width differs from the first file read from the same folder raises
+``ValueError("FILE: ...")`` (a width mismatch names both files).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import io
 import json
 import math
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -65,6 +70,66 @@ def n_clips_for(duration: float, clip_len: float = CLIP_LEN) -> int:
 # ------------------------------------------------------------------------------------------------
 # files: deterministic npz, JSON lines
 # ------------------------------------------------------------------------------------------------
+def _utf8_error(path: Path, data: bytes | None = None) -> ValueError | None:
+    """``ValueError("PATH:LINE: ...")`` at the first byte of ``data`` (default: the file's bytes)
+    that is not UTF-8, or None if all of it is. Lines count as Python's text mode counts them
+    (``\\n``, ``\\r\\n`` and ``\\r`` end a line)."""
+    if data is None:
+        data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        head = data[: err.start].decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        lineno = head.count("\n") + 1
+        column = len(head) - head.rfind("\n")
+        return ValueError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{data[err.start]:02x} at "
+                          f"column {column}: {err.reason}); save the file as UTF-8")
+    return None
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file, numbered from 1.
+
+    A byte that is not UTF-8 raises ``ValueError("PATH:LINE: not valid UTF-8 ...")`` instead of
+    a bare ``UnicodeDecodeError`` (which names neither the file nor the line).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from enumerate(f, start=1)
+    except UnicodeDecodeError as err:
+        raise (_utf8_error(path) or ValueError(f"{path}: not valid UTF-8 ({err})")) from None
+
+
+def _why(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def _open_npz(path: Path, what: str = "") -> Any:
+    """``np.load(path, allow_pickle=False)`` as an open ``NpzFile``; any failure (not a zip, a
+    truncated or corrupt one, an empty file, a bare ``.npy``) raises ``ValueError`` naming
+    ``path``."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except MemoryError:
+        raise
+    except Exception as err:  # BadZipFile, EOFError, OSError, ValueError (pickled data), ...
+        raise ValueError(f"{path}: cannot be read as .npz ({_why(err)})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: expected an .npz archive{what}, got a bare array")
+    return loaded
+
+
+def _npz_array(npz: Any, key: str, where: str) -> np.ndarray:
+    """``npz[key]``; a member that cannot be read (object array, bad CRC, corrupt deflate stream,
+    bad header) raises ``ValueError(where + ": ...")``."""
+    try:
+        return npz[key]
+    except MemoryError:
+        raise
+    except Exception as err:  # ValueError (object array), BadZipFile, zlib.error, EOFError, ...
+        raise ValueError(f"{where} cannot be loaded ({_why(err)})") from None
+
+
 def save_npz(path: PathLike, compress: bool = True, **arrays: np.ndarray) -> Path:
     """Write arrays to an ``.npz`` that ``np.load(path, allow_pickle=False)`` reads.
 
@@ -121,8 +186,10 @@ def _validate(rec: Any, where: str, clip_len: float) -> dict[str, Any]:
         if key not in rec:
             raise ValueError(f"{where}: missing field {key!r}")
     qid, query, duration, vid = (rec[k] for k in _REQUIRED)
-    if not (_is_int(qid) or (isinstance(qid, str) and qid)):
-        raise ValueError(f"{where}: 'qid' must be an int or a non-empty str, got {qid!r}")
+    if not (_is_int(qid) or (isinstance(qid, str) and qid and "/" not in qid
+                             and "\\" not in qid)):
+        raise ValueError(f"{where}: 'qid' must be an int or a file-name-safe str (non-empty, no "
+                         f"'/' or '\\'), got {qid!r}")
     if not isinstance(query, str) or not query.strip():
         raise ValueError(f"{where}: 'query' must be a non-empty string, got {query!r}")
     if not _is_num(duration) or duration <= 0:
@@ -177,38 +244,64 @@ def read_annotations(path: PathLike, clip_len: float = CLIP_LEN) -> list[dict[st
     """Read and validate a QVHighlights JSONL annotation file.
 
     Args:
-        path: the ``.jsonl`` file; blank lines are skipped.
+        path: the ``.jsonl`` file (UTF-8); blank lines are skipped.
         clip_len: seconds per clip (2 in QVHighlights), for the clip-id range check.
 
     Returns:
-        The records (dicts) in file order.
+        The records (dicts) in file order (at least one).
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: ``"PATH:LINE: what is wrong"`` for bad JSON, a missing field, a window with
-            end <= start or outside ``[0, duration]``, clip ids out of ``[0, ceil(duration /
-            clip_len))`` or duplicated, a saliency row that is not 3 ints in 0..4, a length
-            mismatch between ``relevant_clip_ids`` and ``saliency_scores``, a repeated qid.
+        ValueError: ``"PATH:LINE: what is wrong"`` for a byte that is not UTF-8, bad JSON, a
+            missing field, a window with end <= start or outside ``[0, duration]``, clip ids out
+            of ``[0, ceil(duration / clip_len))`` or duplicated, a saliency row that is not 3 ints
+            in 0..4, a length mismatch between ``relevant_clip_ids`` and ``saliency_scores``, a
+            repeated qid (or an int and a str qid naming the same ``qid{qid}.npz``), a vid whose
+            duration differs from an earlier line's, a label field (``relevant_windows``,
+            ``relevant_clip_ids``, ``saliency_scores``) present on this line but not on the
+            first one or the other way round; ``"PATH: ..."`` for a file without any record.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
-    records, seen = [], {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: bad JSON ({err.msg} at column {err.colno})") from None
-            rec = _validate(rec, where, clip_len)
-            if rec["qid"] in seen:
-                raise ValueError(f"{where}: qid {rec['qid']!r} already used at line "
-                                 f"{seen[rec['qid']]}")
-            seen[rec["qid"]] = lineno
-            records.append(rec)
+    records: list[dict[str, Any]] = []
+    seen: dict[Any, int] = {}                              # qid -> line
+    text_files: dict[str, tuple[Any, int]] = {}            # str(qid) -> (qid, line)
+    durations: dict[str, tuple[float, int]] = {}           # vid -> (duration, line)
+    labelled: tuple[tuple[bool, ...], int] | None = None   # label fields of the first record
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: bad JSON ({err.msg} at column {err.colno})") from None
+        rec = _validate(rec, where, clip_len)
+        qid, vid, duration = rec["qid"], rec["vid"], rec["duration"]
+        if qid in seen:
+            raise ValueError(f"{where}: qid {qid!r} already used at line {seen[qid]}")
+        seen[qid] = lineno
+        other, other_line = text_files.setdefault(str(qid), (qid, lineno))
+        if other_line != lineno:
+            raise ValueError(f"{where}: qid {qid!r} and qid {other!r} (line {other_line}) both "
+                             f"use the text features qid{qid}.npz")
+        first, first_line = durations.setdefault(vid, (duration, lineno))
+        if abs(duration - first) > _EPS:
+            raise ValueError(f"{where}: vid {vid!r} has duration {duration} here but {first} at "
+                             f"line {first_line}; a video has one duration")
+        has = tuple(rec.get(k) is not None for k in _LABELS)
+        if labelled is None:
+            labelled = (has, lineno)
+        elif has != labelled[0]:
+            k = next(i for i in range(len(_LABELS)) if has[i] != labelled[0][i])
+            this, then = ("has", "has none") if has[k] else ("has no", "has it")
+            raise ValueError(f"{where}: {this} {_LABELS[k]!r} but line {labelled[1]} {then}; "
+                             "label every line of a file or none (a test split has no labels)")
+        records.append(rec)
+    if not records:
+        raise ValueError(f"{path}: no annotation records (the file is empty or has only blank "
+                         "lines)")
     return records
 
 
@@ -226,25 +319,17 @@ def load_features(path: PathLike, key: str, expected_rows: int | None = None) ->
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: key missing, rank != 2, zero rows or columns, non-finite values, or a row count
-            beyond the tolerance; the message names the file.
+        ValueError: not a readable ``.npz`` (empty, truncated, corrupt, a bare ``.npy``), key
+            missing, rank != 2, zero rows or columns, non-finite values, or a row count beyond the
+            tolerance; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"feature file not found: {path}")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path}: cannot be read as .npz ({err})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: expected an .npz archive with key {key!r}, got a bare array")
-    with loaded as npz:
+    with _open_npz(path, f" with key {key!r}") as npz:
         if key not in npz.files:
             raise ValueError(f"{path}: no array {key!r} (has {sorted(npz.files)})")
-        try:
-            arr = npz[key]
-        except ValueError as err:  # e.g. an object array, refused without pickle
-            raise ValueError(f"{path}: {key!r} cannot be loaded ({err})") from None
+        arr = _npz_array(npz, key, f"{path}: {key!r}")
     if arr.ndim != 2:
         raise ValueError(f"{path}: {key!r} must have rank 2 [n, D], got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -300,6 +385,9 @@ class TLGDataset(Dataset):
 
     Build it with :func:`load_tlg`. Items come in annotation-file order; features are read on
     first access and kept in memory when ``cache`` is True (videos are shared between queries).
+    Every file read is checked against the first one read from the same folder: a different
+    width (D) raises ``ValueError`` naming both files, so that mismatched features fail where
+    they are read, not later in :func:`collate_tlg`.
 
     Attributes:
         records: the validated annotation dicts.
@@ -319,6 +407,7 @@ class TLGDataset(Dataset):
         self.cache = cache
         self._video: dict[str, np.ndarray] = {}
         self._text: dict[Any, np.ndarray] = {}
+        self._width: dict[tuple[str, int], tuple[Path, int]] = {}  # folder -> first file, its D
         for rec in records:  # fail early, naming the query, if a file is missing
             for path in self.video_paths(rec["vid"]):
                 if not path.is_file():
@@ -339,11 +428,21 @@ class TLGDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def _checked(self, slot: tuple[str, int], path: Path, key: str, arr: np.ndarray) -> np.ndarray:
+        """``arr``, after checking its width against the first file read into ``slot``."""
+        first, d = self._width.setdefault(slot, (path, arr.shape[1]))
+        if arr.shape[1] != d:
+            raise ValueError(f"{path}: {key!r} has {arr.shape[1]} columns but {first} has {d}; "
+                             "all feature files of a folder must have the same width")
+        return arr
+
     def _load_video(self, vid: str, duration: float) -> np.ndarray:
         if vid in self._video:
             return self._video[vid]
         n = n_clips_for(duration, self.clip_len)
-        parts = [load_features(p, "features", expected_rows=n) for p in self.video_paths(vid)]
+        parts = [self._checked(("video", i), p, "features",
+                               load_features(p, "features", expected_rows=n))
+                 for i, p in enumerate(self.video_paths(vid))]
         video = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)  # (Nv, Dv)
         if self.cache:
             self._video[vid] = video
@@ -352,7 +451,9 @@ class TLGDataset(Dataset):
     def _load_text(self, qid: int | str) -> np.ndarray:
         if qid in self._text:
             return self._text[qid]
-        text = load_features(self.text_path(qid), "last_hidden_state")           # (Nl, Dt)
+        path = self.text_path(qid)
+        text = self._checked(("text", 0), path, "last_hidden_state",
+                             load_features(path, "last_hidden_state"))          # (Nl, Dt)
         if self.cache:
             self._text[qid] = text
         return text
@@ -398,7 +499,10 @@ def load_tlg(root: PathLike, split: str, video_dir: PathLike | Sequence[PathLike
     Raises:
         FileNotFoundError: the annotation file, or any feature file (message names the vid/qid and
             the path).
-        ValueError: a malformed annotation line (``"FILE:LINE: ..."``).
+        ValueError: a malformed annotation line (``"FILE:LINE: ..."``, see
+            :func:`read_annotations`) or an annotation file without records. Feature files are
+            read on first access; their errors (unreadable, NaN/inf, a row count that does not
+            fit the duration, a width other than the folder's first file) come from there.
     """
     root = Path(root)
     if clip_len <= 0:

@@ -1,6 +1,7 @@
 """Partial optimal transport (batched, masked, log-stable Dykstra Sinkhorn) and the PVLA loss.
 
 - :func:`partial_sinkhorn` -> ``(plan, info)``: entropic partial OT (READ-PVLA Eq. 7-8), POT-exact.
+- :class:`ConvergenceWarning`: emitted once per call by the losses when a plan did not converge.
 - :func:`partial_wasserstein_cost`: its per-item transport cost, with envelope / unrolled grads.
 - :func:`pvla_loss`, :func:`vla_loss`, :func:`pooled_distance_loss`, :func:`alignment_loss`: the
   PVLA loss and the ablation family of Tables 6 and 9.
@@ -10,11 +11,18 @@
 
 from .balanced import sinkhorn
 from .cost import check_features, cosine_cost, l2_cost
-from .partial import PartialOTInfo, paper_algorithm1, partial_sinkhorn, partial_wasserstein_cost
+from .partial import (
+    ConvergenceWarning,
+    PartialOTInfo,
+    paper_algorithm1,
+    partial_sinkhorn,
+    partial_wasserstein_cost,
+)
 from .pvla import ALIGNMENT_METHODS, alignment_loss, pooled_distance_loss, pvla_loss, vla_loss
 
 __all__ = [
     "ALIGNMENT_METHODS",
+    "ConvergenceWarning",
     "PartialOTInfo",
     "alignment_loss",
     "check_features",

@@ -32,13 +32,17 @@ def sinkhorn(cost: Tensor, tau: float = 0.05, max_iter: int = 1000, tol: float =
 
     Iterates :math:`f = \log a - \mathrm{LSE}_j(-C_{ij}/\tau + g_j)`,
     :math:`g = \log b - \mathrm{LSE}_i(-C_{ij}/\tau + f_i)`; the plan is
-    :math:`T = \exp(-C/\tau + f_i + g_j)`.
+    :math:`T = \exp(-C/\tau + f_i + g_j)`. ``C`` enters as ``C - min C`` (per item, real
+    entries): the same plan, since :math:`\langle T, C + c\rangle = \langle T, C\rangle + c|a|`.
+    Nothing to transport (``B``, ``N`` or ``M`` = 0) gives an all-zero plan, as in
+    :func:`partial_sinkhorn`.
 
     Args:
         cost: ``[N, M]`` or ``[B, N, M]`` non-negative cost ``C``.
         tau: entropic temperature.
         max_iter, tol, check_every: stop when ``||T1 - a||_1 <= tol`` (checked every
-            ``check_every`` iterations; the column marginal is exact after each iteration).
+            ``check_every`` iterations on the plan itself; the column marginal is exact after
+            each iteration, and ``||T1 - a||_1`` bounds the mass error ``|1'T1 - |a||``).
         a, b: marginals (uniform over real tokens by default); ``|a| = |b|`` per item is required.
         mask_a, mask_b: bool masks of real rows / columns, as in :func:`partial_sinkhorn`.
 
@@ -47,11 +51,16 @@ def sinkhorn(cost: Tensor, tau: float = 0.05, max_iter: int = 1000, tol: float =
     """
     _check_loop(max_iter, tol, check_every)
     p = _prepare(cost, 1.0, tau, a, b, mask_a, mask_b)
+    if p["C"].numel() == 0:  # B, N or M is 0: nothing to transport
+        zero = torch.zeros_like(p["m"])
+        return cost.new_zeros(cost.shape), _info(0, zero, tol, zero, "log", p["unbatched"])
     sa, sb = p["a"].sum(-1), p["b"].sum(-1)
     if not bool(torch.allclose(sa, sb, rtol=1e-6, atol=0.0)):
         raise ValueError("balanced OT needs |a| = |b| for every item; use partial_sinkhorn for "
                          "unequal masses")
-    L = -p["C"] / p["tau"]  # (B, N, M)
+    # (B, N, M) <= 0; shifting C by its per-item minimum over real entries leaves the plan
+    # unchanged (<T, C + c> = <T, C> + c |a|) and keeps -C/tau from rounding away the spread
+    L = (p["cmin"][:, None, None] - p["C"]) / p["tau"]
     la, lb = p["a"].log(), p["b"].log()  # -inf on padding
     g = torch.where(p["mb"], 0.0, -torch.inf).to(L.dtype)  # (B, M)
     n_iter, viol = 0, None

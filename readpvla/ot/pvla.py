@@ -12,6 +12,9 @@ always picks the smallest, so ``mass`` is a hyperparameter). The ablations of th
 call shape: full VLA (Table 6: ``mass = 1``) and pooled distances (Table 9: average- or max-pool
 each sequence over its real tokens, then cosine or L2 distance).
 
+When some item's plan has not converged (``violation > tol`` after ``max_iter`` iterations), the
+OT losses still return it but emit one :class:`readpvla.ot.ConvergenceWarning` per call.
+
 References
 ----------
 [1] Nguyen et al. (2024). READ-PVLA, Eq. 7-8, Algorithm 1, Tables 6 and 9.
@@ -20,16 +23,19 @@ References
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
-from .cost import _cosine, check_features
-from .partial import partial_wasserstein_cost
+from .cost import _cosine, _promote, check_features
+from .partial import ConvergenceWarning, _convergence_warning, _transport_cost
 
 __all__ = ["ALIGNMENT_METHODS", "alignment_loss", "pooled_distance_loss", "pvla_loss", "vla_loss"]
 
 ALIGNMENT_METHODS = ("pvla", "vla", "avg-cosine", "max-cosine", "avg-l2", "max-l2", "none")
 REDUCTIONS = ("mean", "sum", "none")
+COSTS = ("cosine", "l2")
 
 
 def _features(h_v, h_l, mask_v, mask_l):
@@ -47,6 +53,7 @@ def _features(h_v, h_l, mask_v, mask_l):
                          "size and feature dimension d")
     if hv.device != hl.device:
         raise ValueError(f"device mismatch: h_v is on {hv.device}, h_l on {hl.device}")
+    hv, hl = _promote(hv, hl)  # e.g. float32 video and float64 text -> float64
     masks = []
     for mask, h, name in ((mask_v, hv, "mask_v"), (mask_l, hl, "mask_l")):
         B, N = h.shape[:2]
@@ -74,7 +81,8 @@ def _features(h_v, h_l, mask_v, mask_l):
 
 
 def _reduce(per_item: Tensor, nonempty: Tensor, reduction: str, unbatched: bool) -> Tensor:
-    """'mean' averages over the items that have a real video and a real language token."""
+    """'mean' averages over the items that have a real video and a real language token (0 when
+    there are none, e.g. an empty batch)."""
     if reduction == "none":
         return per_item[0] if unbatched else per_item
     if reduction == "sum":
@@ -87,14 +95,62 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
+def _l2_relative(hv: Tensor, hl: Tensor, mv: Tensor, ml: Tensor) -> Tensor:
+    """``||h_v,i - h_l,j|| / s`` with ``s`` the item's largest distance over real pairs (1 if
+    that is 0 or the item is empty); ``[B, N_V, N_L]`` in ``[0, 1]`` on real pairs."""
+    D = torch.cdist(hv, hl, compute_mode="donot_use_mm_for_euclid_dist")  # (B, N_V, N_L)
+    if D.numel() == 0:
+        return D
+    real = mv[:, :, None] & ml[:, None, :]  # (B, N_V, N_L)
+    s = torch.where(real, D, 0.0).amax((1, 2), keepdim=True)  # (B, 1, 1), not detached
+    return D / torch.where(s > 0, s, 1.0)
+
+
+def _pvla(h_v, h_l, mask_v, mask_l, mass, tau, max_iter, grad, tol, reduction, cost,
+          kw) -> tuple[Tensor, ConvergenceWarning | None]:
+    """:func:`pvla_loss` without the warning: ``(loss, warning or None)``."""
+    _check_reduction(reduction)
+    if cost not in COSTS:
+        raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
+    hv, hl, mv, ml, nonempty, unbatched = _features(h_v, h_l, mask_v, mask_l)
+    C = _cosine(hv, hl) if cost == "cosine" else _l2_relative(hv, hl, mv, ml)  # (B, N_V, N_L)
+    per_item, info = _transport_cost(C, mass, tau, max_iter, tol, None, None, mv, ml, grad,
+                                     **kw)  # (B,)
+    loss = _reduce(per_item, nonempty, reduction, unbatched)
+    return loss, _convergence_warning(info, tol, max_iter, tau)
+
+
+def _pvla_kw(h_v, h_l, mask_v, mask_l, mass=0.5, tau=0.05, max_iter=1000, grad="envelope", *,
+             tol=1e-6, reduction="mean", cost="cosine", **kw):
+    """:func:`_pvla` with :func:`pvla_loss`'s defaults, for the other entry points."""
+    return _pvla(h_v, h_l, mask_v, mask_l, mass, tau, max_iter, grad, tol, reduction, cost, kw)
+
+
+def _emit(loss: Tensor, warning: ConvergenceWarning | None) -> Tensor:
+    if warning is not None:
+        warnings.warn(warning, stacklevel=3)  # the line that called the public loss
+    return loss
+
+
 def pvla_loss(h_v: Tensor, h_l: Tensor, mask_v: Tensor | None = None,
               mask_l: Tensor | None = None, mass: float | Tensor = 0.5, tau: float = 0.05,
               max_iter: int = 1000, grad: str = "envelope", *, tol: float = 1e-6,
-              reduction: str = "mean", **kw) -> Tensor:
+              reduction: str = "mean", cost: str = "cosine", **kw) -> Tensor:
     r"""PVLA loss: partial OT cost between video and language tokens under cosine distance.
 
     Per item :math:`\ell_k = \langle T^\star_k, C_k\rangle` with :math:`C = 1 - \cos(h_v, h_l)`
     and :math:`T^\star` the entropic partial plan of mass ``mass`` (temperature ``tau``).
+
+    ``cost="l2"`` (an ablation; the authors' code used a squared L2 cost) uses instead the
+    *relative* Euclidean cost :math:`C_{ij} = \|h_{v,i} - h_{l,j}\| / s_k`,
+    :math:`s_k = \max_{ij\ \text{real}} \|h_{v,i} - h_{l,j}\|` (per item, over real tokens).
+    Why: raw distances are on the features' scale (entries ~80 in d = 384 give ~2000), and since
+    the plan of :math:`C/s` at ``tau`` is the plan of :math:`C` at :math:`s\,\tau`, a ``tau`` meant
+    for costs in ``[0, 2]`` would be ~1e-4 of the cost scale: nearly an LP, far from converging in
+    ``max_iter``. Dividing by :math:`s_k` makes ``tau`` a fraction of the item's largest distance,
+    as it is (of 1) for the cosine cost, and the loss invariant to a common rescaling of
+    ``h_v, h_l``; :math:`s_k` is not detached, so the gradient is that of this scale-free loss
+    (it cannot be lowered by shrinking the features).
 
     Gradients (both exact for what they differentiate):
 
@@ -122,18 +178,22 @@ def pvla_loss(h_v: Tensor, h_l: Tensor, mask_v: Tensor | None = None,
         max_iter: iteration cap (paper 1000); the solver stops earlier once ``tol`` is met.
         grad: ``"envelope"`` or ``"unroll"``.
         tol: stopping tolerance of :func:`partial_sinkhorn`.
-        reduction: ``"mean"`` (over items with real tokens on both sides), ``"sum"``, ``"none"``.
+        reduction: ``"mean"`` (over items with real tokens on both sides; 0 if there are none,
+            e.g. an empty batch ``B = 0``), ``"sum"``, ``"none"``.
+        cost: ``"cosine"`` (the paper's) or ``"l2"`` (relative Euclidean, above).
         **kw: passed to :func:`partial_sinkhorn` (``domain``, ``check_every``).
 
     Returns:
         The loss: a scalar, or ``[B]`` for ``reduction="none"`` (``[]`` unbatched).
+
+    Warns:
+        ConvergenceWarning: once per call, when some item's plan did not reach ``tol`` within
+        ``max_iter`` iterations; it says how many items, the worst violation, ``tol`` and
+        ``max_iter``. The loss is still returned (from the unfinished plans). ``tol = 0`` runs
+        exactly ``max_iter`` iterations and never warns.
     """
-    _check_reduction(reduction)
-    hv, hl, mv, ml, nonempty, unbatched = _features(h_v, h_l, mask_v, mask_l)
-    C = _cosine(hv, hl)  # (B, N_V, N_L) in [0, 2]
-    per_item = partial_wasserstein_cost(C, mass, tau, max_iter, tol, None, None, mv, ml,
-                                        grad=grad, **kw)  # (B,)
-    return _reduce(per_item, nonempty, reduction, unbatched)
+    return _emit(*_pvla(h_v, h_l, mask_v, mask_l, mass, tau, max_iter, grad, tol, reduction,
+                        cost, kw))
 
 
 def vla_loss(h_v: Tensor, h_l: Tensor, mask_v: Tensor | None = None,
@@ -141,8 +201,9 @@ def vla_loss(h_v: Tensor, h_l: Tensor, mask_v: Tensor | None = None,
              grad: str = "envelope", **kw) -> Tensor:
     """Full video-language alignment (Table 6 "VLA"): :func:`pvla_loss` with ``mass = 1``, i.e.
     ``s = min(N_V, N_L)``: all the mass of the smaller side is transported (balanced OT when
-    ``N_V = N_L``). Same arguments as :func:`pvla_loss` (keyword ``tol``, ``reduction``)."""
-    return pvla_loss(h_v, h_l, mask_v, mask_l, 1.0, tau, max_iter, grad, **kw)
+    ``N_V = N_L``). Same arguments as :func:`pvla_loss` (keyword ``tol``, ``reduction``,
+    ``cost``) and the same :class:`~readpvla.ot.ConvergenceWarning`."""
+    return _emit(*_pvla_kw(h_v, h_l, mask_v, mask_l, 1.0, tau, max_iter, grad, **kw))
 
 
 def pooled_distance_loss(h_v: Tensor, h_l: Tensor, mask_v: Tensor | None = None,
@@ -175,6 +236,8 @@ def pooled_distance_loss(h_v: Tensor, h_l: Tensor, mask_v: Tensor | None = None,
         if pool == "avg":
             n = mask.sum(-1, keepdim=True).clamp_min(1).to(h.dtype)  # (B, 1)
             pooled.append(h.sum(1) / n)  # padding is already zero
+        elif h.shape[1] == 0:  # no tokens at all: every item is empty
+            pooled.append(h.new_zeros(h.shape[0], h.shape[2]))
         else:
             neg = torch.finfo(h.dtype).min
             pooled.append(torch.where(mask[..., None], h, neg).amax(1))
@@ -195,12 +258,13 @@ def alignment_loss(h_v: Tensor, h_l: Tensor, mask_v: Tensor | None = None,
     ``method``: ``"pvla"`` (:func:`pvla_loss`), ``"vla"`` (:func:`vla_loss`), ``"avg-cosine"``,
     ``"max-cosine"``, ``"avg-l2"``, ``"max-l2"`` (:func:`pooled_distance_loss`), or ``"none"``
     (a zero scalar on the features' device, the "w/o alignment" row of Table 6). ``kw`` go to the
-    chosen function (``mass``, ``tau``, ``max_iter``, ``grad``, ``reduction``, ...).
+    chosen function (``mass``, ``tau``, ``max_iter``, ``grad``, ``reduction``, ``cost``, ...).
+    The OT methods emit at most one :class:`~readpvla.ot.ConvergenceWarning` per call.
     """
     if method == "pvla":
-        return pvla_loss(h_v, h_l, mask_v, mask_l, **kw)
+        return _emit(*_pvla_kw(h_v, h_l, mask_v, mask_l, **kw))
     if method == "vla":
-        return vla_loss(h_v, h_l, mask_v, mask_l, **kw)
+        return _emit(*_pvla_kw(h_v, h_l, mask_v, mask_l, 1.0, **kw))
     if method in ("avg-cosine", "max-cosine", "avg-l2", "max-l2"):
         pool, metric = method.split("-")
         return pooled_distance_loss(h_v, h_l, mask_v, mask_l, pool=pool, metric=metric, **kw)

@@ -12,7 +12,13 @@
 One folder (or file) per method holds its config and layer: ``read/``, ``adapter/`` (Houlsby),
 ``lora/`` (through the ``peft`` library), ``prompt/``, and ``selective.py`` (Full, Partial,
 BitFit, Proj). ``recipes.py`` says where each architecture's FFNs are; ``mapping.py`` applies,
-counts, saves and loads; ``layout.py`` tells READ where padding and modalities are.
+counts, saves and loads; ``layout.py`` tells READ where padding and modalities are;
+``safeio.py`` writes checkpoint files atomically and reads their headers before their tensors.
+
+Failing safely: ``apply`` and ``load_adapter`` leave the model exactly as it was on any error;
+``save_adapter`` replaces both files or neither; ``load_adapter`` checks format version, backbone
+class, dtypes, shapes and values before it builds anything; READ refuses outputs without a token
+axis; where READ sits in a decoder, ``generate()`` runs without a KV cache by default.
 """
 
 from .adapter import AdapterConfig, AdapterLayer
@@ -24,6 +30,7 @@ from .mapping import (
     adapter_state_dict,
     apply,
     count_parameters,
+    disable_kv_cache,
     load_adapter,
     mark_trainable,
     read_adapter_config,
@@ -67,6 +74,7 @@ __all__ = [
     "apply",
     "block_lists",
     "count_parameters",
+    "disable_kv_cache",
     "find_modules",
     "load_adapter",
     "mark_trainable",

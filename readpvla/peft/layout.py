@@ -160,12 +160,25 @@ def active_layout(layer: nn.Module) -> TokenLayout | None:
 # -- hooks for transformers' encoder / decoder stacks ---------------------------------------
 
 
+#: the names under which a stack's forward receives a KV cache (transformers 5: ``cache``)
+_CACHE_ARGS = ("cache", "past_key_values", "past_key_value")
+
+
 class _MaskHook:
     """Forward pre/post hooks that open a :func:`token_layout` from the ``attention_mask``
-    argument a stack is called with (2-D masks only; 4-D attention biases are ignored)."""
+    argument a stack is called with (2-D masks only; 4-D attention biases are ignored).
 
-    def __init__(self, module: nn.Module, arg: str = "attention_mask") -> None:
+    With ``guard_cache`` (the stack holds READ layers) a call that continues from a non-empty KV
+    cache raises ``ValueError``: the recurrence would see only the new tokens, so the outputs
+    would differ from a full pass. ``apply`` turns the cache off by default
+    (:func:`readpvla.peft.disable_kv_cache`); only an explicit ``generate(use_cache=True)`` gets
+    here.
+    """
+
+    def __init__(self, module: nn.Module, arg: str = "attention_mask",
+                 guard_cache: bool = False) -> None:
         self.arg = arg
+        self.guard_cache = guard_cache
         try:
             self.signature: inspect.Signature | None = inspect.signature(module.forward)
         except (TypeError, ValueError):  # pragma: no cover - builtins
@@ -176,24 +189,34 @@ class _MaskHook:
             module.register_forward_hook(self.post, always_call=True),
         ]
 
-    def _mask(self, args: tuple, kwargs: dict) -> Tensor | None:
-        if self.arg in kwargs:
-            return kwargs[self.arg]
-        if self.signature is not None:
+    def _arg(self, name: str, args: tuple, kwargs: dict) -> object:
+        if name in kwargs:
+            return kwargs[name]
+        if self.signature is not None and args:
             try:
-                bound = self.signature.bind_partial(*args, **kwargs)
+                bound = self.signature.bind_partial(*args)
             except TypeError:
                 return None
-            return bound.arguments.get(self.arg)
+            return bound.arguments.get(name)
         return None
 
+    def _mask(self, args: tuple, kwargs: dict) -> Tensor | None:
+        return self._arg(self.arg, args, kwargs)  # type: ignore[return-value]
+
     def pre(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if self.guard_cache and any(_cached_length(self._arg(n, args, kwargs))
+                                    for n in _CACHE_ARGS):
+            raise ValueError(
+                f"{type(module).__name__} holds READ layers, whose recurrence needs the whole "
+                "token prefix, but this call continues from a KV cache and would feed them only "
+                "the new tokens (a silently different output). Decode without a cache: "
+                "generate(..., use_cache=False), the default after rp.peft.apply.")
         mask = self._mask(args, kwargs)
         if not (isinstance(mask, Tensor) and mask.dim() == 2):
             mask = None  # no mask (or a 4-D bias): all tokens real inside this stack
         ctx = token_layout(module, mask=mask)
         ctx.__enter__()
-        self.stack.append(ctx)
+        self.stack.append(ctx)  # popped by post (which runs even if the call raises)
 
     def post(self, module: nn.Module, args: tuple, output: object) -> None:
         if self.stack:
@@ -202,3 +225,20 @@ class _MaskHook:
     def remove(self) -> None:
         for h in self.handles:
             h.remove()
+
+
+def _cached_length(cache: object) -> int:
+    """Tokens already in a KV cache (a ``transformers`` Cache or legacy tuples); 0 if none."""
+    if cache is None:
+        return 0
+    get = getattr(cache, "get_seq_length", None)
+    if callable(get):
+        try:
+            return int(get())
+        except Exception:  # pragma: no cover - exotic caches
+            return 0
+    if isinstance(cache, tuple | list) and cache:
+        first = cache[0]
+        if isinstance(first, tuple | list) and first and isinstance(first[0], Tensor):
+            return int(first[0].shape[-2])
+    return 0

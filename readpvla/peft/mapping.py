@@ -2,29 +2,53 @@
 
 ``apply`` freezes the backbone, lets the method inject its modules, then marks what trains in one
 place (``config.is_trainable``); the same rule decides what an adapter checkpoint holds, so
-``save_adapter`` / ``load_adapter`` are a few lines: safetensors weights + a JSON config.
+``save_adapter`` / ``load_adapter`` are short: safetensors weights + a JSON config.
+
+Failing safely: ``apply`` and ``load_adapter`` are transactions (an error leaves the model exactly
+as it was, see :class:`_Undo`); ``save_adapter`` replaces both files or neither
+(:class:`~readpvla.peft.safeio.AtomicFiles`); ``load_adapter`` checks the files' headers, dtypes,
+shapes and values before it builds or copies anything.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .config import PeftConfig, Target
 from .layer import WrapperLayer
-from .layout import _MaskHook
+from .layout import _MaskHook, recurrent_layers
 from .recipes import find_modules, resolve_targets
+from .safeio import (
+    CONFIG_COPY_KEY,
+    AtomicFiles,
+    Header,
+    check_finite,
+    check_float_dtypes,
+    dtype_name,
+    load_tensors,
+    read_format_json,
+    read_header,
+)
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
-FORMAT_VERSION = 1
+FORMAT = "readpvla-adapter"
+#: 2 adds a copy of the JSON config inside the weights file and each tensor's dtype to the JSON
+FORMAT_VERSION = 2
+#: the adapter format versions this readpvla loads
+READABLE_VERSIONS = (1, 2)
 
 
 def _methods() -> dict[str, type[PeftConfig]]:
@@ -65,10 +89,17 @@ def wrap_targets(
     kind: str,
     what: str,
     make: Callable[[nn.Module, str], nn.Module],
+    refuse: Callable[[nn.Module, list[str]], None] | None = None,
 ) -> list[str]:
-    """Replace each target module by ``make(original, name)``; return the wrapped names."""
+    """Replace each target module by ``make(original, name)``; return the wrapped names.
+
+    ``refuse(model, names)`` may raise for targets the method cannot work on (READ: modules
+    whose output has no token axis) before anything is wrapped.
+    """
     names = resolve_targets(model, target, kind, what)
     check_called(model, names, what)
+    if refuse is not None:
+        refuse(model, names)
     for name in names:
         base = model.get_submodule(name)
         if isinstance(base, WrapperLayer):
@@ -88,13 +119,117 @@ def is_wrapper_param(model: nn.Module, name: str, cls: type[WrapperLayer]) -> bo
 
 
 def install_stack_hooks(model: nn.Module) -> None:
-    """Hook the encoder / decoder stacks named by the recipes so READ sees their padding."""
+    """Hook the encoder / decoder stacks named by the recipes so READ sees their padding.
+
+    A stack that holds READ layers also warns when a call continues from a KV cache (see
+    :func:`disable_kv_cache`).
+    """
     try:
         stacks = find_modules(model, "stacks")
     except ValueError:
         stacks = []  # no recipe declares stacks: the backbone opens token_layout itself
-    hooks = [_MaskHook(model.get_submodule(n) if n else model) for n in stacks]
+    hooks = []
+    for n in stacks:
+        stack = model.get_submodule(n) if n else model
+        hooks.append(_MaskHook(stack, guard_cache=bool(recurrent_layers(stack))))
     model._readpvla_hooks = hooks  # type: ignore[attr-defined]
+
+
+def _read_outside_encoder(model: nn.Module) -> bool:
+    """True if ``model`` (a generative ``transformers`` model) has a READ layer that runs during
+    decoding: anywhere in a decoder-only model, in the decoder of an encoder-decoder."""
+    reads = recurrent_layers(model)
+    if not reads:
+        return False
+    encoder = None
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        get_encoder = getattr(model, "get_encoder", None)
+        encoder = get_encoder() if callable(get_encoder) else None
+    in_encoder = {id(m) for m in recurrent_layers(encoder)} if isinstance(encoder, nn.Module) else set()
+    return any(id(m) not in in_encoder for m in reads)
+
+
+def disable_kv_cache(model: nn.Module) -> None:
+    """Make ``generate()`` run the decoder on the whole prefix where READ sits in it.
+
+    READ's recurrence needs every token before t (:func:`requires_full_sequence`); with a KV cache
+    each decoding step feeds the decoder one token, so the recurrence would restart at every step
+    and ``generate()`` would write other tokens than a teacher-forced pass scores. For each
+    ``transformers`` model inside ``model`` whose decoder holds READ, ``apply`` sets
+    ``generation_config.use_cache = False`` (on a copy of the config object, so models sharing it
+    are unaffected). This is the same choice readpvla's VG wrappers make in their ``generate``.
+    An explicit ``generate(use_cache=True)`` still runs (the VG tests use it to show the
+    difference) but warns at the first step that continues from the cache (the stack hooks of
+    :func:`install_stack_hooks`).
+    """
+    for m in model.modules():
+        gen = m.__dict__.get("generation_config")
+        if gen is None or not getattr(gen, "use_cache", False) or not _read_outside_encoder(m):
+            continue
+        gen = copy.deepcopy(gen)
+        gen.use_cache = False
+        m.generation_config = gen
+
+
+# -- transactions ----------------------------------------------------------------------------
+
+
+class _Undo:
+    """Puts a model back exactly as it was when this was made, without copying its weights.
+
+    Records, for every module, its attribute dict: submodules, parameters, buffers, hooks and
+    plain attributes (containers copied shallowly, so wrapping a layer, adding an attribute or
+    registering a hook is undone), and every parameter's ``requires_grad``. Values overwritten
+    in place (``load_adapter`` into a backbone weight) are registered in ``values`` as
+    ``(parameter, old value)`` by the code that overwrites them.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.modules = [(m, {k: (v, _contents(v)) for k, v in m.__dict__.items()})
+                        for m in model.modules()]
+        self.flags = [(p, p.requires_grad) for p in model.parameters()]
+        self.values: list[tuple[Tensor, Tensor]] = []
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for p, old in reversed(self.values):
+                p.copy_(old)
+        self.values = []
+        for m, saved in self.modules:
+            d = m.__dict__
+            for k in [k for k in d if k not in saved]:
+                del d[k]
+            for k, (obj, contents) in saved.items():
+                if contents is not None:
+                    _refill(obj, contents)
+                d[k] = obj
+        for p, flag in self.flags:
+            p.requires_grad_(flag)
+
+
+_CONTAINERS = (dict, OrderedDict, list, set)  # exact types: what nn.Module keeps its state in
+
+
+def _contents(v: object) -> list | None:
+    if type(v) not in _CONTAINERS:
+        return None  # anything else is restored by reference only
+    return list(v.items()) if isinstance(v, dict) else list(v)  # type: ignore[union-attr]
+
+
+def _refill(obj: Any, contents: list) -> None:
+    if isinstance(obj, list):
+        obj[:] = contents
+    else:
+        obj.clear()
+        obj.update(contents)
+
+
+def _check_fresh(model: nn.Module) -> None:
+    if getattr(model, "readpvla_config", None) is not None:
+        raise ValueError(
+            f"{type(model).__name__} already carries a {model.readpvla_config.method!r} adapter; "
+            "apply methods to a fresh copy of the backbone"
+        )
 
 
 # -- apply / count ---------------------------------------------------------------------------
@@ -104,7 +239,12 @@ def apply(model: nn.Module, config: PeftConfig) -> nn.Module:
     """Freeze ``model``, insert the method of ``config``, mark its parameters trainable.
 
     The model is changed **in place** and returned (pass ``copy.deepcopy(backbone)`` to keep the
-    original). Applying a second method to the same model raises.
+    original). Applying a second method to the same model raises. On any error ``model`` is left
+    exactly as it was (nothing frozen, nothing wrapped, no hooks, no adapter marker).
+
+    Where READ sits in the decoder of a ``transformers`` generative model, its
+    ``generation_config.use_cache`` is set to False, so ``generate()`` feeds the recurrence the
+    whole prefix (see :func:`disable_kv_cache`).
 
     Example::
 
@@ -115,20 +255,22 @@ def apply(model: nn.Module, config: PeftConfig) -> nn.Module:
         raise TypeError(f"apply needs a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(config, PeftConfig):
         raise TypeError(f"apply needs a readpvla.peft config, got {type(config).__name__}")
-    if getattr(model, "readpvla_config", None) is not None:
-        raise ValueError(
-            f"{type(model).__name__} already carries a {model.readpvla_config.method!r} adapter; "
-            "apply methods to a fresh copy of the backbone"
-        )
-    for p in model.parameters():
-        p.requires_grad_(False)
-    config.inject(model)
-    model.readpvla_config = config  # type: ignore[assignment]
-    if requires_full_sequence(model):
-        install_stack_hooks(model)
-    mark_trainable(model)
-    if count_parameters(model).trainable == 0:
-        raise ValueError(f"{config.method}: no trainable parameter in {type(model).__name__}")
+    _check_fresh(model)
+    undo = _Undo(model)
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        config.inject(model)
+        model.readpvla_config = config  # type: ignore[assignment]
+        if requires_full_sequence(model):
+            install_stack_hooks(model)
+            disable_kv_cache(model)
+        mark_trainable(model)
+        if count_parameters(model).trainable == 0:
+            raise ValueError(f"{config.method}: no trainable parameter in {type(model).__name__}")
+    except BaseException:
+        undo.restore()
+        raise
     return model
 
 
@@ -147,7 +289,8 @@ def adapter_state_dict(model: nn.Module) -> dict[str, Tensor]:
 
 def requires_full_sequence(model: nn.Module) -> bool:
     """True if the model holds READ layers, whose recurrence needs the whole token prefix
-    (so incremental decoding with a KV cache must be off: ``generate(use_cache=False)``)."""
+    (so incremental decoding with a KV cache must be off: ``generate(use_cache=False)``;
+    ``apply`` sets that default on ``transformers`` models, see :func:`disable_kv_cache`)."""
     return any(getattr(m, "reads_token_layout", False) for m in model.modules())
 
 
@@ -202,35 +345,46 @@ def save_adapter(model: nn.Module, path: str | Path) -> Path:
     """Write the adapter's weights (safetensors) and its config (JSON) into directory ``path``.
 
     Only what the method trains is written (READ: its own weights; Full: everything).
+
+    The save is all-or-nothing: ``path`` is checked first (a directory, or creatable as one, and
+    writable; else ``ValueError``), both files are written to temporary files beside the targets
+    and renamed into place only when both are complete, and an error on the way leaves an adapter
+    already at ``path`` as it was. The weights file also stores a copy of the JSON config, so that
+    :func:`load_adapter` refuses a pair of files from two different saves (a process killed
+    between the two renames). Other files in ``path`` are not touched.
+
+    Returns:
+        ``Path(path)``.
     """
     config = _config_of(model)
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    state = {n: p.detach().to("cpu").contiguous() for n, p in adapter_state_dict(model).items()}
-    meta = {
-        "format": "readpvla-adapter",
-        "format_version": FORMAT_VERSION,
-        "config": config.to_dict(),
-        "backbone_class": type(model).__name__,
-        "n_parameters": sum(t.numel() for t in state.values()),
-        "parameters": {n: list(t.shape) for n, t in state.items()},
-    }
-    save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "readpvla-adapter"})
-    (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+    with AtomicFiles(path) as out:  # checks the target before any work
+        state = {n: p.detach().to("cpu").contiguous() for n, p in adapter_state_dict(model).items()}
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": config.to_dict(),
+            "backbone_class": type(model).__name__,
+            "n_parameters": sum(t.numel() for t in state.values()),
+            "parameters": {n: list(t.shape) for n, t in state.items()},
+            "dtypes": {n: dtype_name(t.dtype) for n, t in state.items()},
+        }
+        text = json.dumps(meta, indent=2) + "\n"
+        file_meta = {"format": FORMAT, CONFIG_COPY_KEY: text}
+        out.write(WEIGHTS_NAME, lambda f: save_file(state, str(f), metadata=file_meta))
+        out.write(CONFIG_NAME, lambda f: f.write_text(text, encoding="utf-8"))
     return path
 
 
-def read_adapter_config(path: str | Path) -> PeftConfig:
-    """The method config stored in an adapter directory."""
-    cfg_file = Path(path) / CONFIG_NAME
+def _read_meta(path: Path) -> tuple[dict, Path]:
+    """The parsed, format-checked ``adapter_config.json`` of an adapter directory."""
+    cfg_file = path / CONFIG_NAME
     if not cfg_file.is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {path}: not a readpvla adapter directory")
-    try:
-        meta = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{cfg_file}: invalid JSON ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != "readpvla-adapter":
-        raise ValueError(f"{cfg_file}: not a readpvla adapter config")
+    return read_format_json(cfg_file, FORMAT, FORMAT_VERSION, "adapter"), cfg_file
+
+
+def _config_from_meta(meta: dict, cfg_file: Path) -> PeftConfig:
     cfg = meta.get("config", {})
     method = cfg.get("method") if isinstance(cfg, dict) else None
     methods = _methods()
@@ -239,40 +393,165 @@ def read_adapter_config(path: str | Path) -> PeftConfig:
     return methods[method].from_dict(cfg)
 
 
+def read_adapter_config(path: str | Path) -> PeftConfig:
+    """The method config stored in an adapter directory (format and version checked)."""
+    meta, cfg_file = _read_meta(Path(path))
+    return _config_from_meta(meta, cfg_file)
+
+
+def _check_files_agree(meta: dict, cfg_file: Path, header: Header) -> None:
+    """The JSON config and the weights come from the same save and describe the same tensors."""
+    weights = header.path
+    fmt = header.metadata.get("format")
+    if fmt != FORMAT:
+        raise ValueError(f"{weights}: not readpvla adapter weights (metadata format {fmt!r})")
+    copy_ = header.config_copy()
+    if meta["format_version"] >= 2 or copy_ is not None:
+        if copy_ is None:
+            raise ValueError(
+                f"{weights} holds no copy of its config but {cfg_file} is format_version "
+                f"{meta['format_version']}: the two files come from different saves (an "
+                "interrupted save_adapter?); save the adapter again")
+        if copy_ != meta:
+            diff = sorted(k for k in set(copy_) | set(meta) if copy_.get(k) != meta.get(k))
+            raise ValueError(
+                f"{cfg_file} and {weights} come from different saves (an interrupted "
+                f"save_adapter?): the config stored with the weights differs in {diff}; "
+                "save the adapter again")
+    shapes = meta.get("parameters")
+    if isinstance(shapes, dict):
+        for name in sorted(set(shapes) | set(header.tensors)):
+            info = header.tensors.get(name)
+            if info is None or shapes.get(name) is None or list(info.shape) != shapes[name]:
+                raise ValueError(
+                    f"{weights} and {cfg_file} disagree on tensor {name!r}: "
+                    f"{list(info.shape) if info else 'absent'} in the weights, "
+                    f"{shapes.get(name, 'absent')} in the config")
+    dtypes = meta.get("dtypes")
+    if isinstance(dtypes, dict):
+        for name, info in header.tensors.items():
+            if dtypes.get(name) != info.dtype_name:
+                raise ValueError(
+                    f"{weights}: tensor {name!r} has dtype {info.dtype_name} but {cfg_file} "
+                    f"records {dtypes.get(name)!r}")
+
+
+def _check_expected(expected: dict[str, tuple[int, ...]], header: Header, model: nn.Module,
+                    config: PeftConfig) -> None:
+    """The file holds exactly the adapter tensors ``config`` builds on ``model``, same shapes."""
+    weights, cls = header.path, type(model).__name__
+    for name in sorted(header.tensors):
+        shape = list(header.tensors[name].shape)
+        if name not in expected:
+            raise ValueError(
+                f"adapter parameter {name!r} (shape {shape}) does not exist in {cls} with this "
+                f"{config.method!r} config: wrong backbone?")
+        if tuple(shape) != tuple(expected[name]):
+            raise ValueError(
+                f"adapter parameter {name!r} has shape {shape} in {weights} but "
+                f"{list(expected[name])} in {cls}: wrong backbone?")
+    missing = sorted(set(expected) - set(header.tensors))
+    if missing:
+        raise ValueError(f"{weights} lacks {len(missing)} adapter parameter(s), first {missing[0]!r}")
+
+
+def _dry_run(model: nn.Module, config: PeftConfig) -> dict[str, tuple[int, ...]] | None:
+    """The adapter tensors (name -> shape) ``config`` would build on ``model``, found by applying
+    it to a copy of the module tree whose tensors live on the ``meta`` device (no memory).
+
+    Returns None when the tree cannot be copied; ``load_adapter`` then builds for real and checks
+    afterwards (rolled back on a mismatch).
+    """
+    memo: dict[int, Any] = {}
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        shadow_t = torch.empty_like(t, device="meta")
+        if isinstance(t, nn.Parameter):
+            shadow_t = nn.Parameter(shadow_t, requires_grad=t.requires_grad)
+        memo[id(t)] = shadow_t
+    memo[id(memo)] = [model]  # keep-alive list, as copy.deepcopy does
+    try:
+        shadow = copy.deepcopy(model, memo)
+        shadow_config = copy.deepcopy(config)
+    except Exception:  # an attribute that cannot be copied: check after the real build
+        return None
+    try:
+        apply(shadow, shadow_config)
+    except (ValueError, TypeError):
+        raise  # the same error the real apply would give
+    except Exception:  # an operation the meta device lacks: check after the real build
+        return None
+    return {n: tuple(p.shape) for n, p in adapter_state_dict(shadow).items()}
+
+
 def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
     """Rebuild the adapter saved in ``path`` on ``model`` (a fresh backbone) and load its weights.
 
-    Raises ``ValueError`` naming the first parameter whose name or shape does not match the
-    backbone (with both shapes), so a checkpoint from another backbone fails loudly.
+    The files are checked before anything is built or changed:
+
+    - ``adapter_config.json``: format, ``format_version`` (1 and 2 load; a newer one is refused),
+      the method config, and ``backbone_class`` (must be ``type(model).__name__``);
+    - the safetensors header (read without loading tensors): a truncated or corrupted file is
+      refused naming it; every tensor must be floating point (float32, float64, float16 or
+      bfloat16; version 2 also records each tensor's dtype, which must match); it must come from
+      the same save as the JSON (version 2 stores the JSON inside the weights);
+    - names and shapes against what the config builds on ``model``, found by a dry run on the
+      ``meta`` device: a wrong backbone or an edited config (say ``bottleneck: 20000``) fails
+      naming the first parameter, with both shapes, before any memory is allocated;
+    - values: NaN or inf is refused naming the tensor.
+
+    Weights are cast to the dtype of the parameter they load into (an adapter trained in bfloat16
+    loads into a float32 backbone). The call is a transaction: on any error ``model`` is left
+    exactly as it was (structure, values, ``requires_grad``, hooks, no adapter marker).
+    Nothing is unpickled.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"load_adapter needs a torch.nn.Module, got {type(model).__name__}")
     path = Path(path)
-    config = read_adapter_config(path)
+    meta, cfg_file = _read_meta(path)
+    config = _config_from_meta(meta, cfg_file)
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {path}")
-    state = load_file(str(weights))
-    model = apply(model, config)
-    own = adapter_state_dict(model)
-    for name in sorted(state):
-        if name not in own:
-            raise ValueError(
-                f"adapter parameter {name!r} (shape {list(state[name].shape)}) does not exist in "
-                f"{type(model).__name__} with this {config.method!r} config: wrong backbone?"
-            )
-        if tuple(state[name].shape) != tuple(own[name].shape):
-            raise ValueError(
-                f"adapter parameter {name!r} has shape {list(state[name].shape)} in {weights} "
-                f"but {list(own[name].shape)} in {type(model).__name__}: wrong backbone?"
-            )
-    missing = sorted(set(own) - set(state))
-    if missing:
-        raise ValueError(f"{weights} lacks {len(missing)} adapter parameter(s), first {missing[0]!r}")
-    with torch.no_grad():
+    header = read_header(weights)
+    check_float_dtypes(header, "adapter parameter")
+    _check_files_agree(meta, cfg_file, header)
+    saved_on, cls = meta.get("backbone_class"), type(model).__name__
+    if saved_on != cls:
+        raise ValueError(f"{cfg_file}: the adapter was saved on a {saved_on!r} backbone, not on "
+                         f"a {cls!r}; load it into the backbone class it was trained on")
+    _check_fresh(model)
+    undo = _Undo(model)
+    try:
+        expected = _dry_run(model, config)
+        if expected is not None:
+            _check_expected(expected, header, model, config)
+        state = load_tensors(header, header.tensors)
+        for name, t in state.items():
+            check_finite(weights, name, t, "parameter")
+        existing = {id(p) for p in model.parameters()}
+        apply(model, config)
+        own = adapter_state_dict(model)
+        _check_expected({n: tuple(p.shape) for n, p in own.items()}, header, model, config)
+        staged = {}
         for name, p in own.items():
-            t = state[name]
-            if t.is_floating_point() and not torch.isfinite(t).all():
-                raise ValueError(f"{weights}: parameter {name!r} holds NaN or inf")
-            p.copy_(t.to(device=p.device, dtype=p.dtype))
+            t = state.pop(name).to(device=p.device, dtype=p.dtype)
+            check_finite(weights, name, t, "parameter", f" once cast to {dtype_name(p.dtype)}")
+            staged[name] = t
+        with torch.no_grad():
+            for name, p in own.items():
+                t = staged.pop(name)
+                if id(p) in existing:  # a backbone weight (Full, Partial, ...): keep its value
+                    old = p.detach().clone()
+                    undo.values.append((p, old))
+                    p.copy_(t)
+                    t.copy_(old)  # reuse t's memory for the backup: peak = file + one tensor
+                    undo.values[-1] = (p, t)
+                    del old
+                else:  # created by apply: rolling back removes it anyway
+                    p.copy_(t)
+    except BaseException:
+        undo.restore()
+        raise
     return model
 
 
@@ -287,6 +566,7 @@ __all__ = [
     "adapter_state_dict",
     "apply",
     "count_parameters",
+    "disable_kv_cache",
     "load_adapter",
     "mark_trainable",
     "read_adapter_config",

@@ -9,7 +9,10 @@ owns the recipe*, matched with ``re.fullmatch``:
 - ``attn``: the attention output projection (the Houlsby adapter's second site);
 - ``proj``: the model's last linear projection (the "Proj" baseline);
 - ``stacks``: the encoder / decoder modules whose ``forward`` receives the ``attention_mask`` of
-  their own tokens; hooks there tell READ where the padding is.
+  their own tokens; hooks there tell READ where the padding is;
+- ``pooled``: modules whose output is one vector per item (``[B, d]``, no token axis: poolers,
+  projections of a pooled vector). READ refuses them: its recurrence runs along dim -2, which
+  there is the batch.
 
 Recipes come from a class attribute ``readpvla_recipe`` (our own backbones and wrappers declare
 one) or, for ``transformers`` models, from ``config.model_type``. A model may contain several
@@ -23,27 +26,33 @@ from collections.abc import Iterable
 
 from torch import nn
 
+_HEAD = r"(.*\.)?classification_head(\..+)?"  # sentence-classification heads (pooled input)
 _BERT = {
     "ffn": r"(.*\.)?encoder\.layer\.\d+\.output\.dense",
     "attn": r"(.*\.)?encoder\.layer\.\d+\.attention\.output\.dense",
     "stacks": r"",
+    "pooled": rf"(.*\.)?pooler(\..+)?|{_HEAD}",
 }
 _BART = {
     "ffn": r"(.*\.)?layers\.\d+\.fc2",
     "attn": r"(.*\.)?layers\.\d+\.self_attn\.out_proj",
     "proj": r"lm_head",
     "stacks": r"(.*\.)?(encoder|decoder)",
+    "pooled": _HEAD,
 }
 _T5 = {
     "ffn": r"(.*\.)?block\.\d+\.layer\.\d+\.DenseReluDense\.wo",
     "attn": r"(.*\.)?block\.\d+\.layer\.0\.SelfAttention\.o",
     "proj": r"lm_head",
     "stacks": r"(.*\.)?(encoder|decoder)",
+    "pooled": _HEAD,
 }
 _CLIP = {
     "ffn": r"(.*\.)?layers\.\d+\.mlp\.fc2",
     "attn": r"(.*\.)?layers\.\d+\.self_attn\.out_proj",
     "stacks": r"(.*\.)?text_model",
+    # the vision tower's post_layernorm and both projections act on the pooled vector
+    "pooled": r"(.*\.)?(post_layernorm|text_projection|visual_projection)",
 }
 
 #: ``config.model_type`` -> recipe, for ``transformers`` models.
@@ -61,7 +70,12 @@ HF_RECIPES: dict[str, dict[str, str]] = {
     "clip_vision_model": {k: v for k, v in _CLIP.items() if k != "stacks"},
 }
 
-RECIPE_KEYS = ("ffn", "attn", "proj", "stacks")
+RECIPE_KEYS = ("ffn", "attn", "proj", "stacks", "pooled")
+
+#: module classes whose outputs have no token axis, by name ending (transformers' BertPooler,
+#: BartClassificationHead, RobertaClassificationHead, ...), and module names that say so
+_POOLED_CLASSES = ("Pooler", "ClassificationHead")
+_POOLED_NAMES = ("pooler", "classification_head")
 
 
 def recipe_of(module: nn.Module) -> dict[str, str] | None:
@@ -137,6 +151,30 @@ def resolve_targets(
         where = f"target={target!r}" if target is not None else f"the {kind!r} recipe"
         raise ValueError(f"{what}: {where} matched no module of {type(model).__name__}")
     return names
+
+
+def no_token_axis(model: nn.Module, names: list[str]) -> list[str]:
+    """Those of ``names`` whose output is one vector per item (``[B, d]``), as far as the model
+    tells before running: the recipes' ``pooled`` modules, modules named ``pooler`` /
+    ``classification_head`` or inside one, and modules inside a ``*Pooler`` or
+    ``*ClassificationHead`` class.
+
+    A module none of these name can still output ``[B, d]``; READ checks again at the first
+    forward (:meth:`readpvla.peft.READLayer.adapt`).
+    """
+    try:
+        declared = set(find_modules(model, "pooled"))
+    except ValueError:
+        declared = set()  # no recipe names pooled modules
+    modules = dict(model.named_modules())
+    found = []
+    for name in names:
+        parts = name.split(".")
+        owners = [modules.get(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
+        if (name in declared or any(p in _POOLED_NAMES for p in parts)
+                or any(type(m).__name__.endswith(_POOLED_CLASSES) for m in owners if m is not None)):
+            found.append(name)
+    return found
 
 
 def block_lists(model: nn.Module) -> dict[str, list[str]]:

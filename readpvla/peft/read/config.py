@@ -51,10 +51,25 @@ class READConfig(PeftConfig):
         from .layer import READLayer
 
         wrap_targets(model, self.target, "ffn", "READ",
-                     lambda base, name: READLayer(base, self, name))
+                     lambda base, name: READLayer(base, self, name), refuse=_refuse_pooled)
 
     def is_trainable(self, name: str, model: nn.Module) -> bool:
         from ..mapping import is_wrapper_param
         from .layer import READLayer
 
         return is_wrapper_param(model, name, READLayer)
+
+
+def _refuse_pooled(model: nn.Module, names: list[str]) -> None:
+    """READ recurs along dim -2: on a ``[B, d]`` output that is the batch (item i would depend on
+    items < i). Refuse targets known to output one vector per item."""
+    from ..recipes import no_token_axis
+
+    pooled = no_token_axis(model, names)
+    if pooled:
+        raise ValueError(
+            f"READ: {pooled[0]} outputs one vector per item (a pooler or classification head), "
+            "with no token axis; READ's recurrence runs along the tokens of a [B, T, d] output, so "
+            "there it would run across the batch. Leave it out of target "
+            f"({len(pooled)} such module(s): {pooled})"
+        )

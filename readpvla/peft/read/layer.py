@@ -21,7 +21,10 @@ _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 class READLayer(WrapperLayer):
     """``O~ = O + GELU(RNN(O W_down + b_down)) W_up`` (paper Eq. 5), O = ``base_layer(x)``.
 
-    The recurrence runs along the token axis (dim -2) of each sequence, never across the batch.
+    The recurrence runs along the token axis (dim -2) of each sequence, never across the batch:
+    an output without a token axis (``[B, d]``, e.g. a pooler) raises ``ValueError`` naming the
+    module, as does an unbatched ``[T, d]`` sequence (the two cannot be told apart; add the batch
+    axis).
     Under a :func:`~readpvla.peft.token_layout` it skips padded positions (their adapter output
     is 0, so O~ = O there) and restarts at every modality segment.
 
@@ -33,6 +36,7 @@ class READLayer(WrapperLayer):
 
     def __init__(self, base_layer: nn.Module, config: READConfig, name: str = "") -> None:
         super().__init__(base_layer)
+        self.module_name = name  # for error messages
         d, k = out_features(base_layer, name), config.bottleneck
         ref = reference_param(base_layer)
         factory = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
@@ -64,8 +68,15 @@ class READLayer(WrapperLayer):
                 p.uniform_(-bound, bound)
 
     def adapt(self, o: Tensor) -> Tensor:
-        if o.dim() < 2:
-            raise ValueError(f"READ needs a [.., T, d] token sequence, got shape {tuple(o.shape)}")
+        if o.dim() < 3:
+            where = self.module_name or type(self.base_layer).__name__
+            raise ValueError(
+                f"READ at {where!r}: output of shape {tuple(o.shape)} has no token axis. READ "
+                "recurs along dim -2 of a [B, T, d] output; on a [B, d] output (a pooled vector) "
+                "that is the batch, so item i would depend on items < i. Target only per-token "
+                "layers (the FFN outputs); an unbatched [T, d] sequence needs its batch axis "
+                "(x.unsqueeze(0))."
+            )
         z = self.w_down(o)  # (B, T, k)   O W_down + b_down
         h = self.recur(z)  # (B, T, k)   RNN along tokens
         return o + self.w_up(F.gelu(h))  # (B, T, d)   Eq. 5
