@@ -5,7 +5,7 @@ place (``config.is_trainable``); the same rule decides what an adapter checkpoin
 ``save_adapter`` / ``load_adapter`` are short: safetensors weights + a JSON config.
 
 Failing safely: ``apply`` and ``load_adapter`` are transactions (an error leaves the model exactly
-as it was, see :class:`_Undo`); ``save_adapter`` replaces both files or neither
+as it was, see :class:`~readpvla.peft.transaction.Undo`); ``save_adapter`` replaces both files or neither
 (:class:`~readpvla.peft.safeio.AtomicFiles`); ``load_adapter`` checks the files' headers, dtypes,
 shapes and values before it builds or copies anything.
 """
@@ -16,7 +16,6 @@ import copy
 import itertools
 import json
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +40,13 @@ from .safeio import (
     read_format_json,
     read_header,
 )
+from .transaction import Undo
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT = "readpvla-adapter"
 #: 2 adds a copy of the JSON config inside the weights file and each tensor's dtype to the JSON
 FORMAT_VERSION = 2
-#: the adapter format versions this readpvla loads
-READABLE_VERSIONS = (1, 2)
 
 
 def _methods() -> dict[str, type[PeftConfig]]:
@@ -121,7 +119,7 @@ def is_wrapper_param(model: nn.Module, name: str, cls: type[WrapperLayer]) -> bo
 def install_stack_hooks(model: nn.Module) -> None:
     """Hook the encoder / decoder stacks named by the recipes so READ sees their padding.
 
-    A stack that holds READ layers also warns when a call continues from a KV cache (see
+    A stack that holds READ layers also refuses a call that continues from a KV cache (see
     :func:`disable_kv_cache`).
     """
     try:
@@ -158,9 +156,8 @@ def disable_kv_cache(model: nn.Module) -> None:
     ``transformers`` model inside ``model`` whose decoder holds READ, ``apply`` sets
     ``generation_config.use_cache = False`` (on a copy of the config object, so models sharing it
     are unaffected). This is the same choice readpvla's VG wrappers make in their ``generate``.
-    An explicit ``generate(use_cache=True)`` still runs (the VG tests use it to show the
-    difference) but warns at the first step that continues from the cache (the stack hooks of
-    :func:`install_stack_hooks`).
+    An explicit ``generate(use_cache=True)`` raises ``ValueError`` at the first step that
+    continues from the cache (the stack hooks of :func:`install_stack_hooks`).
     """
     for m in model.modules():
         gen = m.__dict__.get("generation_config")
@@ -169,59 +166,6 @@ def disable_kv_cache(model: nn.Module) -> None:
         gen = copy.deepcopy(gen)
         gen.use_cache = False
         m.generation_config = gen
-
-
-# -- transactions ----------------------------------------------------------------------------
-
-
-class _Undo:
-    """Puts a model back exactly as it was when this was made, without copying its weights.
-
-    Records, for every module, its attribute dict: submodules, parameters, buffers, hooks and
-    plain attributes (containers copied shallowly, so wrapping a layer, adding an attribute or
-    registering a hook is undone), and every parameter's ``requires_grad``. Values overwritten
-    in place (``load_adapter`` into a backbone weight) are registered in ``values`` as
-    ``(parameter, old value)`` by the code that overwrites them.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.modules = [(m, {k: (v, _contents(v)) for k, v in m.__dict__.items()})
-                        for m in model.modules()]
-        self.flags = [(p, p.requires_grad) for p in model.parameters()]
-        self.values: list[tuple[Tensor, Tensor]] = []
-
-    def restore(self) -> None:
-        with torch.no_grad():
-            for p, old in reversed(self.values):
-                p.copy_(old)
-        self.values = []
-        for m, saved in self.modules:
-            d = m.__dict__
-            for k in [k for k in d if k not in saved]:
-                del d[k]
-            for k, (obj, contents) in saved.items():
-                if contents is not None:
-                    _refill(obj, contents)
-                d[k] = obj
-        for p, flag in self.flags:
-            p.requires_grad_(flag)
-
-
-_CONTAINERS = (dict, OrderedDict, list, set)  # exact types: what nn.Module keeps its state in
-
-
-def _contents(v: object) -> list | None:
-    if type(v) not in _CONTAINERS:
-        return None  # anything else is restored by reference only
-    return list(v.items()) if isinstance(v, dict) else list(v)  # type: ignore[union-attr]
-
-
-def _refill(obj: Any, contents: list) -> None:
-    if isinstance(obj, list):
-        obj[:] = contents
-    else:
-        obj.clear()
-        obj.update(contents)
 
 
 def _check_fresh(model: nn.Module) -> None:
@@ -256,7 +200,7 @@ def apply(model: nn.Module, config: PeftConfig) -> nn.Module:
     if not isinstance(config, PeftConfig):
         raise TypeError(f"apply needs a readpvla.peft config, got {type(config).__name__}")
     _check_fresh(model)
-    undo = _Undo(model)
+    undo = Undo(model)
     try:
         for p in model.parameters():
             p.requires_grad_(False)
@@ -520,7 +464,7 @@ def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
         raise ValueError(f"{cfg_file}: the adapter was saved on a {saved_on!r} backbone, not on "
                          f"a {cls!r}; load it into the backbone class it was trained on")
     _check_fresh(model)
-    undo = _Undo(model)
+    undo = Undo(model)
     try:
         expected = _dry_run(model, config)
         if expected is not None:
