@@ -46,8 +46,8 @@ def trajectories(args: argparse.Namespace) -> None:
     """Worker mode: every (variant, domain, seed) run with per-epoch val and test metrics."""
     import torch
 
-    import readpvla.tlg as tlg
     from readpvla.backbones.checkpoint import load_backbone
+    from readpvla.tasks import tlg
 
     torch.set_num_threads(1)
     # whole trajectories (no early stopping): the selection rules are replayed on them
@@ -58,7 +58,7 @@ def trajectories(args: argparse.Namespace) -> None:
         for s in args.seeds:
             for v in args.variants:
                 rec = tlg.run_one(backbone, v, d, s, settings, args.data, trace=True)
-                out.append({k: rec[k] for k in ("variant", "domain", "seed", "history")})
+                out.append({k: rec[k] for k in ("row", "split", "seed", "history")})
     json.dump({"capability": torch.backends.cpu.get_cpu_capability(), "runs": out},
               sys.stdout)
 
@@ -92,7 +92,7 @@ def main() -> int:
     ap.add_argument("--load", default=None, help="replay rules on trajectories saved with --out")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    import readpvla.tlg as tlg
+    from readpvla.tasks import tlg
 
     args.variants = args.variants or list(tlg.TABLE1_ROWS)
     if args.worker:
@@ -126,7 +126,7 @@ def main() -> int:
     names = list(runs)
     print("settings:", ", ".join(f"{n} ({runs[n]['capability']})" for n in names))
     rules = ["best", "best+1", "best+2", "last"]
-    keyed = {n: {(r["variant"], r["domain"], r["seed"]): r["history"] for r in runs[n]["runs"]}
+    keyed = {n: {(r["row"], r["split"], r["seed"]): r["history"] for r in runs[n]["runs"]}
              for n in names}
     keys = list(keyed[names[0]])
     print(f"\n{'rule':>8s} {'mean spread':>12s} {'max spread':>11s} {'runs moved':>11s} "

@@ -15,17 +15,15 @@ never on the test splits.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
-import readpvla.tlg as tlg
 from readpvla.backbones.checkpoint import load_backbone
+from readpvla.tasks import tlg
 
 
 def one_domain(args: argparse.Namespace) -> None:
@@ -63,34 +61,24 @@ def table(args: argparse.Namespace) -> None:
           f"{wall / 60:.1f} min (target <= 10 min)")
 
 
-_BACKBONE = {}
-
-
-def _init(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-def _job(job: tuple) -> tuple:
-    ckpt, data, label, domain, seed, lam, lr, settings = job
-    if ckpt not in _BACKBONE:
-        _BACKBONE[ckpt] = load_backbone(ckpt)
-    r = tlg.run_one(_BACKBONE[ckpt], label, domain, seed, settings, data, lam=lam, lr=lr)
-    return job[2:7], r["val_best"]
-
-
 def _val_scores(args, configs: list[tuple[str, float | None, float | None]]) -> dict:
-    """Mean best-epoch validation MR-full-mAP over the domains and seeds, per (label, lam, lr)."""
-    ckpt = str(args.checkpoint or tlg.default_checkpoint(args.backbone))
-    settings = tlg.QUICK
-    jobs = [(ckpt, args.data, label, d, s, lam, lr, settings)
-            for label, lam, lr in configs for d in tlg.DOMAINS for s in args.seeds]
-    ctx = mp.get_context("spawn")
+    """Mean best-epoch validation MR-full-mAP over the domains and seeds, per (label, lam, lr):
+    a sweep is a list of jobs (one per config, domain and seed) for the shared grid runner."""
+    import dataclasses
+
+    from readpvla import experiment as ex
+
+    jobs, config_of = [], {}
+    for label, lam, lr in configs:
+        scale = lr / tlg.HPARAMS[tlg.ROWS[label].method]["lr"] if lr is not None else 1.0
+        settings = dataclasses.replace(tlg.QUICK, lam=lam, lr_scale=scale)
+        for job in tlg.jobs(args.backbone, [label], list(tlg.DOMAINS), args.seeds, settings,
+                            args.data, args.checkpoint):
+            config_of[job] = (label, lam, lr)
+            jobs.append(job)
     scores: dict = {}
-    with ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init,
-                             initargs=(1,)) as pool:
-        for key, val in pool.map(_job, jobs):
-            label, _d, _s, lam, lr = key
-            scores.setdefault((label, lam, lr), []).append(val)
+    for job, rec in zip(jobs, ex.run_grid(jobs, workers=args.workers, progress=True)):
+        scores.setdefault(config_of[job], []).append(rec["val_best"])
     return {k: statistics.fmean(v) for k, v in scores.items()}
 
 

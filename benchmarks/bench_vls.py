@@ -24,7 +24,7 @@ import torch
 
 import readpvla as rp
 from readpvla.data.how2 import EOS_ID, How2Collator, load_split
-from readpvla.vls import DATA_ROOT, TrainConfig, load_backbone, method_config, pvla_term
+from readpvla.tasks.vls import DATA_ROOT, TrainConfig, load_backbone, method_config, pvla_term
 
 KEYS = ("input_ids", "attention_mask", "video", "video_mask", "labels")
 
@@ -32,7 +32,7 @@ KEYS = ("input_ids", "attention_mask", "video", "video_mask", "labels")
 def _step(model, opt, batch, pvla: bool) -> float:
     t = time.perf_counter()
     out = model(**{k: batch[k] for k in KEYS})
-    loss = out.loss + (pvla_term(out, model.fusion_layer, TrainConfig(pvla_weight=1.0)) if pvla else 0)
+    loss = out.loss + (pvla_term(out, model.fusion_layer, TrainConfig(pvla_weight=1.0).pvla()) if pvla else 0)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -38,9 +38,9 @@ from IPython.display import Markdown, display
 from plotly.subplots import make_subplots
 
 import readpvla as rp
-from readpvla import tlg
 from readpvla.backbones.checkpoint import load_backbone
 from readpvla.data import DOMAINS, load_tlg
+from readpvla.tasks import tlg
 from readpvla.viz import check_choice, check_range, setup_notebook
 
 check_choice("backbone", backbone, list(tlg.BACKBONES))
@@ -117,7 +117,7 @@ print(tlg.compare_with_shipped([rec], backbone)["verdict"])
 # ## 4.4 Every method, in the shape of Table 1
 # The same frozen backbone, the same 40 queries, the same budget (epochs, batch size, early
 # stopping) for every method; only the learning rate is per method (chosen on validation splits,
-# see `readpvla.tlg.HPARAMS`). `quick=True` runs one domain and one seed; the full table
+# see `readpvla.tasks.tlg.HPARAMS`). `quick=True` runs one domain and one seed; the full table
 # (`readpvla transfer-tlg`, all six domains, three seeds) is shipped in `data_samples/tlg/results/`.
 
 # %%
@@ -125,7 +125,6 @@ domains = [domain] if quick else list(DOMAINS)
 seeds = [seed] if quick else [0, 1, 2]
 table = tlg.run_transfer(backbone, domains=domains, seeds=seeds, quick=True,
                          out_dir="runs/notebook04", device=dev, workers=workers, progress=False)
-rows = table["rows"]
 print(tlg.compare_with_shipped(table["runs"], backbone)["verdict"])
 
 # %% tags=["report", "nbval-ignore-output"]

@@ -36,9 +36,9 @@ import torch
 from IPython.display import Markdown, display
 from plotly.subplots import make_subplots
 
-from readpvla import tlg
 from readpvla.backbones.checkpoint import load_backbone
 from readpvla.data import DOMAINS
+from readpvla.tasks import tlg
 from readpvla.viz import check_choice, check_range, setup_notebook
 
 check_choice("backbone", backbone, list(tlg.BACKBONES))
@@ -65,7 +65,7 @@ print(f"backbone {backbone}, domains {domains}, seeds {seeds}")
 out_dir = Path("runs/notebook05")
 tables = tlg.run_ablations(backbone, tables=(6, 8, 9), domains=domains, seeds=seeds, quick=True,
                            out_dir=out_dir, device=dev, workers=workers, progress=False)
-runs_here = {(r["variant"], r["domain"], r["seed"]): r for t in tables.values() for r in t["runs"]}
+runs_here = {(r["row"], r["split"], r["seed"]): r for t in tables.values() for r in t["runs"]}
 # the three tables below are this machine's numbers; what holds on every machine is that each run
 # agrees with the shipped run of the same row, domain and seed within tlg.RERUN_TOLERANCE
 print(tlg.compare_with_shipped(list(runs_here.values()), backbone)["verdict"])

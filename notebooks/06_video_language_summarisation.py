@@ -35,8 +35,8 @@ from IPython.display import Markdown, display
 
 import readpvla as rp
 from readpvla.data.how2 import How2Collator, load_split
+from readpvla.tasks.vls import METHODS, TransferConfig, load_backbone, run_transfer, summarize
 from readpvla.viz import check_choice, check_range, setup_notebook
-from readpvla.vls import TransferConfig, load_backbone, run_transfer, summarize
 
 check_choice("backbone", backbone, ["bart", "t5"])
 check_range("bottleneck", bottleneck, 1, 64)
@@ -96,14 +96,19 @@ examples = test[:3]
 before = summarize(model.to(dev), examples, collate, num_beams=4)
 cfg = TransferConfig(n_train=400, n_test=50, n_val=0, steps=steps, batch_size=16, eval_every=0,
                      num_beams=1, bottleneck=bottleneck)
-live = run_transfer(backbone, ["full", "adapter", "read"] if quick else None, seeds=[seed] if quick else [0, 1],
-                    config=cfg, data_root=DATA, device=dev, log=None)
-print(f"trained {len(live['methods'])} methods: {', '.join(live['methods'])}")
+methods = ["full", "adapter", "read"] if quick else list(METHODS)
+live = run_transfer(backbone, methods, seeds=[seed] if quick else [0, 1], config=cfg,
+                    data_root=DATA, device=dev, log=None)
+print(f"trained {len(live['rows'])} methods: {', '.join(live['rows'])}")
+# the live numbers come from training, so their last digits depend on the CPU (DESIGN.md fact
+# 7): they are shown below but not compared by nbval; what holds on any machine is checked here
+gain = live["rows"]["Full"]["cells"]["R1"]["mean"] - live["zero_shot"]["rouge1"]
+print(f"Full fine-tuning gains more than 10 ROUGE-1 points on the pretrained backbone: {gain > 10}")
 
 # %% tags=["nbval-ignore-output"]
 import copy  # noqa: E402
 
-from readpvla.vls import LEARNING_RATES, TrainConfig, finetune  # noqa: E402
+from readpvla.tasks.vls import LEARNING_RATES, TrainConfig, finetune  # noqa: E402
 
 torch.manual_seed(seed)
 read_model = rp.peft.apply(copy.deepcopy(model), rp.peft.READConfig(bottleneck=bottleneck))
@@ -124,12 +129,12 @@ for s, b, a in zip(examples, before, after):
 # above (a small budget: indicative only), then the table shipped in `data_samples/how2/results/`,
 # measured with 250 steps, greedy decoding, 200 test videos and 3 seeds.
 
-# %% tags=["report"]
-display(Markdown("**This run.** " + live["markdown"]))
+# %% tags=["report", "nbval-ignore-output"]
+display(Markdown(live["markdown"].replace("### ", "### This run: ", 1)))
 
 # %% tags=["report"]
 shipped = DATA / "results" / f"vls_{backbone}.md"
-display(Markdown("**Shipped full run.** " + shipped.read_text() if shipped.exists()
+display(Markdown(shipped.read_text().replace("### ", "### Shipped run: ", 1) if shipped.exists()
                  else "(no shipped table)"))
 
 # %% [markdown]

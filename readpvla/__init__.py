@@ -7,6 +7,9 @@ Sub-packages (imported lazily, so ``import readpvla`` stays fast):
 - :mod:`readpvla.backbones` the frozen models adapters go into.
 - :mod:`readpvla.data`      QVHighlights-format data and the synthetic benchmarks.
 - :mod:`readpvla.metrics`   moment retrieval / highlight detection metrics, ROUGE.
+- :mod:`readpvla.tasks`     one package per task (``tasks.tlg``, ``tasks.vls``), all in one shape.
+- :mod:`readpvla.experiment` the grid of runs, records, executors (local, Ray), tables.
+- :mod:`readpvla.train`     the one training loop.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["peft", "ot", "backbones", "data", "metrics", "train", "viz", "tlg", "vls", "report",
-           "__version__"]
+__all__ = ["peft", "ot", "backbones", "data", "metrics", "train", "viz", "tasks", "experiment",
+           "tlg", "vls", "report", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

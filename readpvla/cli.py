@@ -86,6 +86,45 @@ def existing_dir(text: str) -> str:
     return text
 
 
+def add_grid_arguments(ap: Parser) -> None:
+    """The options every table command shares: where runs execute and what happens to finished
+    runs already in the output folder."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ap.add_argument("--executor", choices=["local", "ray"], default="local",
+                    help="local: this machine (--workers processes); ray: one Ray task per run")
+    ap.add_argument("--workers", type=positive_int, default=max(1, cores or 1),
+                    help="local worker processes, one torch thread each (default: the usable CPU "
+                         "cores; on one machine the numbers do not depend on it)")
+    ap.add_argument("--address", default=None,
+                    help="Ray cluster address (--executor ray): 'auto' joins the cluster that "
+                         "`ray start --head` runs here, ray://HOST:10001 a remote one; default: "
+                         "start a local Ray for this command")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the runs already finished in the output folder (each run's record "
+                         "is written there as it finishes)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="start again, discarding the runs already finished there")
+    ap.add_argument("--device", type=device, default="cpu")
+
+
+def check_grid_arguments(a: argparse.Namespace, ap: Parser, records: list[Path]) -> None:
+    """Refuse option clashes, and finished runs in ``records`` that neither ``--resume`` nor
+    ``--overwrite`` says what to do with (they are never discarded silently)."""
+    if a.resume and a.overwrite:
+        ap.error("--resume and --overwrite exclude each other")
+    if a.address is not None and a.executor != "ray":
+        ap.error("--address is for --executor ray")
+    if a.executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            ap.error("--executor ray needs the ray package: pip install 'readpvla[cluster]'")
+    for path in records:
+        if path.is_file() and path.stat().st_size and not (a.resume or a.overwrite):
+            ap.error(f"{path} holds finished runs; pass --resume to continue them or "
+                     "--overwrite to start again (or choose another output folder)")
+
+
 def refuse_overwrite(path: Path, what: str, overwrite: bool, parser: Parser) -> None:
     """Stop with one line if ``path`` already holds ``what`` and ``--overwrite`` was not given."""
     if path.exists() and any(path.iterdir() if path.is_dir() else [path]) and not overwrite:
@@ -118,27 +157,27 @@ def _eval_tlg(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _pretrain_tlg(args: argparse.Namespace, rest: list[str]) -> int:
-    from readpvla.tlg import pretrain_main
+    from readpvla.tasks.tlg import pretrain_main
 
     return pretrain_main(rest)
 
 
 def _transfer_tlg(args: argparse.Namespace, rest: list[str]) -> int:
-    from readpvla.tlg import transfer_main
+    from readpvla.tasks.tlg import transfer_main
 
     return transfer_main(rest)
 
 
 def _pretrain_vls(args: argparse.Namespace, rest: list[str]) -> int:
-    from readpvla.vls import main as vls_main
+    from readpvla.tasks.vls import pretrain_main
 
-    return vls_main(["pretrain", *rest])
+    return pretrain_main(rest)
 
 
 def _transfer_vls(args: argparse.Namespace, rest: list[str]) -> int:
-    from readpvla.vls import main as vls_main
+    from readpvla.tasks.vls import transfer_main
 
-    return vls_main(["transfer", *rest])
+    return transfer_main(rest)
 
 
 #: subcommand -> (help, handler); handlers parse their own arguments from ``rest``

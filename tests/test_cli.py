@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import readpvla.tlg as tlg
-import readpvla.vls as vls
+import readpvla.experiment.grid as grid
+import readpvla.tasks.tlg.cli as tlg_cli
+import readpvla.tasks.vls.cli as vls_cli
 from readpvla import cli
+from readpvla.tasks import tlg, vls
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, list[str]]:
@@ -28,10 +30,10 @@ def no_work(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("work started before the arguments were checked")
 
-    for name in ("run_one", "pretrain", "run_grid"):
-        monkeypatch.setattr(tlg, name, boom)
-    for name in ("pretrain", "run_transfer", "load_transfer_data"):
-        monkeypatch.setattr(vls, name, boom)
+    monkeypatch.setattr(grid, "run_job", boom)
+    for module in (tlg_cli, vls_cli):
+        monkeypatch.setattr(module, "pretrain", boom)
+    monkeypatch.setattr("readpvla.tasks.vls.transfer.load_backbone", boom)
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -99,7 +101,7 @@ def test_library_checks_the_output_before_training(no_work, tmp_path):
         tlg.run_ablations("crossmodal", out_dir=_unwritable(tmp_path), progress=False)
 
 
-@pytest.mark.parametrize("command, module", [("pretrain-tlg", tlg), ("pretrain-vls", vls)])
+@pytest.mark.parametrize("command, module", [("pretrain-tlg", tlg_cli), ("pretrain-vls", vls_cli)])
 def test_pretrain_default_out_is_not_the_shipped_checkpoint(capsys, monkeypatch, tmp_path,
                                                             command, module):
     seen = {}
@@ -138,6 +140,6 @@ def test_library_errors_are_one_line(capsys, monkeypatch, tmp_path):
     def bad(*a, **k):
         raise ValueError("data/x.jsonl:3: malformed line")
 
-    monkeypatch.setattr(tlg, "run_transfer", bad)
+    monkeypatch.setattr(tlg_cli, "run_transfer", bad)
     code, err = run_cli(capsys, "transfer-tlg", "--device", "cpu", "--out", str(tmp_path))
     assert code == 1 and err == ["readpvla transfer-tlg: error: data/x.jsonl:3: malformed line"]

@@ -1,19 +1,22 @@
 """The TLG backbones: shapes, padding, bad input, every PEFT method, READ layouts, PVLA gradients,
-the set-prediction matching, decoding, and checkpoints."""
+the set-prediction matching, decoding, checkpoints, the shared layers and the shipped checkpoints."""
 
 from __future__ import annotations
 
 import copy
 import itertools
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 import readpvla as rp
 from readpvla.backbones.checkpoint import load_backbone, read_backbone_config, save_backbone
+from readpvla.backbones.layers import MultiHeadAttention
 from readpvla.backbones.moment_detr import (
     MomentDETR,
     MomentDETRConfig,
@@ -21,7 +24,8 @@ from readpvla.backbones.moment_detr import (
     hungarian_match,
     span_cw_to_se,
 )
-from readpvla.backbones.tlg import CrossModalConfig, CrossModalTLG, nms_1d, span_iou
+from readpvla.backbones.tlg import CrossModalConfig, CrossModalTLG, TLGBackbone, nms_1d, span_iou
+from readpvla.data import collate_tlg, load_tlg
 
 DV, DT = 8, 6
 TINY = {"d_video": DV, "d_text": DT, "d_model": 16, "n_heads": 2, "d_ffn": 32, "dropout": 0.0}
@@ -204,7 +208,7 @@ def test_moment_detr_read_recurs_within_each_modality():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_pvla_gradient_reaches_every_read_parameter(kind):
-    from readpvla.tlg import alignment
+    from readpvla.tasks.tlg import alignment
 
     model = rp.peft.apply(tiny(kind), rp.peft.READConfig(bottleneck=3))
     with torch.no_grad():
@@ -331,3 +335,81 @@ def test_checkpoint_errors(tmp_path):
     adapted = rp.peft.apply(copy.deepcopy(model), rp.peft.READConfig())
     with pytest.raises(ValueError, match="save_adapter"):
         save_backbone(adapted, tmp_path / "x")
+
+
+# -- shared layers ------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_backbones_share_one_attention_and_one_input_embedding(kind):
+    model = tiny(kind)
+    # every attention (any module with a q_proj) is the shared class itself, not a copy of it
+    attn = [m for m in model.modules() if hasattr(m, "q_proj")]
+    assert len(attn) == 6 and all(type(m) is MultiHeadAttention for m in attn)
+    assert isinstance(model, TLGBackbone) and type(model).embed is TLGBackbone.embed
+    assert {f"{m}.{p}" for m in ("proj_v", "norm_v", "proj_l", "norm_l")
+            for p in ("weight", "bias")} <= set(model.state_dict())  # the checkpoints' names
+
+
+def test_attention_is_scaled_dot_product_attention_and_calls_a_replaced_output_projection():
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(8, 2).eval()
+    q, kv = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    split = lambda x: x.view(2, -1, 2, 4).transpose(1, 2)  # noqa: E731
+    z = torch.nn.functional.scaled_dot_product_attention(
+        split(attn.q_proj(q)), split(attn.k_proj(kv)), split(attn.v_proj(kv)),
+        attn_mask=mask[:, None, None, :])
+    want = attn.out_proj(z.transpose(1, 2).reshape(2, 3, 8))
+    torch.testing.assert_close(attn(q, kv, key_mask=mask), want, atol=1e-6, rtol=1e-5)
+    named = MultiHeadAttention(8, 2, out_name="o_proj")
+    assert [n for n, _ in named.named_children()] == ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                      "dropout"]
+    named.o_proj = torch.nn.Identity()  # what a PEFT wrapper does: the new module is called
+    assert named(q, kv).shape == (2, 3, 8)
+    with pytest.raises(ValueError, match="out_name"):
+        MultiHeadAttention(8, 2, out_name="q_proj")
+
+
+# -- the shipped checkpoints -------------------------------------------------------------------
+SHIPPED = Path(__file__).resolve().parents[1] / "data_samples" / "tlg"
+#: outputs of the shipped checkpoints on the first 4 ``dog_val`` queries (float32, eval mode),
+#: 6 significant digits: crossmodal ``saliency[:2, :4]``, ``offsets[0, :2]``; momentdetr
+#: ``saliency[:2, :4]``, ``spans[0, :2]``, ``logits[:2, :3]``. Across ATEN_CPU_CAPABILITY
+#: default / avx2 / native and 1 or 2 threads they agreed within 6e-6, so 1e-4 is allowed
+#: (DESIGN fact 7). Retraining a shipped checkpoint means updating these numbers.
+FINGERPRINT = {
+    "crossmodal": {
+        "saliency": ((slice(0, 2), slice(0, 4)), [[-9.74155, -9.81005, -9.80458, -9.40187],
+                                                  [-9.69203, -9.70229, -9.71949, -9.65981]]),
+        "offsets": ((0, slice(0, 2)), [[0.0579563, 0.157634], [0.0639709, 0.155874]]),
+    },
+    "momentdetr": {
+        "saliency": ((slice(0, 2), slice(0, 4)), [[-6.94646, -6.73227, -7.0786, -6.80489],
+                                                  [-6.74876, -6.57261, -7.04279, -6.93632]]),
+        "spans": ((0, slice(0, 2)), [[0.0307053, 0.0714765], [0.0924666, 0.0683385]]),
+        "logits": ((slice(0, 2), slice(0, 3)), [[-2.67608, -2.29278, -0.488019],
+                                                [-1.27946, -1.37194, -0.301208]]),
+    },
+}
+
+
+@pytest.mark.skipif(not (SHIPPED / "checkpoints" / "crossmodal" / "config.json").is_file()
+                    or not (SHIPPED / "annotations" / "dog_val.jsonl").is_file(),
+                    reason="shipped data_samples/tlg checkpoints not present")
+@pytest.mark.parametrize("kind", KINDS)
+def test_shipped_checkpoint_loads_every_tensor_and_keeps_its_outputs(kind, tmp_path):
+    path = SHIPPED / "checkpoints" / kind
+    model = load_backbone(path)
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        assert set(f.keys()) == set(model.state_dict())  # nothing missing, nothing unexpected
+    val = load_tlg(SHIPPED, "dog_val")
+    batch = collate_tlg([val[i] for i in range(4)], clip_len=val.clip_len)
+    args = (batch.video, batch.video_mask, batch.text, batch.text_mask)
+    with torch.no_grad():
+        out = model(*args)
+        for name, (index, want) in FINGERPRINT[kind].items():
+            got = getattr(out, name)[index]
+            torch.testing.assert_close(got, torch.tensor(want), atol=1e-4, rtol=1e-4, msg=name)
+        again = load_backbone(save_backbone(model, tmp_path / "ck"))(*args)
+    for name in ("saliency", "h_v", "h_l", *FINGERPRINT[kind]):
+        a, b = getattr(out, name), getattr(again, name)
+        assert all(map(torch.equal, a, b)) if isinstance(a, list) else torch.equal(a, b), name

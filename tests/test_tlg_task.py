@@ -12,16 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tlg_toy import DT, DV, TINY_SETTINGS, make_toy
 
 import readpvla as rp
-import readpvla.tlg as tlg
-from readpvla.backbones.checkpoint import load_backbone, save_backbone
-from readpvla.data import collate_tlg, load_tlg, save_npz, write_annotations
+from readpvla import experiment as ex
+from readpvla.backbones.checkpoint import load_backbone
+from readpvla.data import collate_tlg, load_tlg
 from readpvla.metrics import evaluate_tlg
-
-DV, DT = 8, 6
-TINY = {"d_video": DV, "d_text": DT, "d_model": 16, "n_heads": 2, "d_ffn": 32}
-TINY_SETTINGS = tlg.TransferSettings(epochs=2, batch_size=4, patience=2, max_iter=20)
+from readpvla.tasks import tlg
 
 
 @contextlib.contextmanager
@@ -35,40 +33,9 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def make_split(root: Path, split: str, n: int, seed: int, domain: str = "dog") -> None:
-    """A learnable toy: the relevant clips carry the query's mean feature."""
-    rng = np.random.default_rng(seed)
-    (root / "video_features").mkdir(parents=True, exist_ok=True)
-    (root / "text_features").mkdir(parents=True, exist_ok=True)
-    recs = []
-    for i in range(n):
-        n_clips = int(rng.integers(6, 12))
-        st = int(rng.integers(0, n_clips - 3))
-        ln = int(rng.integers(2, 4))
-        text = rng.normal(size=(int(rng.integers(3, 6)), DT)).astype(np.float32)
-        video = rng.normal(size=(n_clips, DV)).astype(np.float32) * 0.3
-        video[st:st + ln, :DT] += text.mean(0)
-        vid, qid = f"{split}_{i}", 1000 * seed + i
-        save_npz(root / "video_features" / f"{vid}.npz", features=video)
-        save_npz(root / "text_features" / f"qid{qid}.npz", last_hidden_state=text)
-        recs.append({"qid": qid, "query": f"query {i}", "duration": 2.0 * n_clips, "vid": vid,
-                     "domain": domain, "relevant_windows": [[2.0 * st, 2.0 * (st + ln)]],
-                     "relevant_clip_ids": list(range(st, st + ln)),
-                     "saliency_scores": [[3, 4, 2]] * ln})
-    write_annotations(root / "annotations" / f"{split}.jsonl", recs)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tlg")
-    for split, n, seed in (("dog_train", 8, 1), ("dog_val", 4, 2), ("dog_test", 6, 3),
-                           ("gym_train", 8, 4), ("gym_val", 4, 5), ("gym_test", 6, 6)):
-        make_split(root, split, n, seed, split.split("_")[0])
-    torch.manual_seed(0)
-    for kind in ("crossmodal", "momentdetr"):
-        extra = {"n_queries": 4} if kind == "momentdetr" else {}
-        save_backbone(tlg.build_backbone(kind, **TINY, **extra), root / "ckpt" / kind)
-    return root
+    return make_toy(tmp_path_factory.mktemp("tlg"))
 
 
 def batch_of(root, split="dog_train", n=4):
@@ -77,6 +44,7 @@ def batch_of(root, split="dog_train", n=4):
 
 
 # -- loss -----------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::readpvla.ot.ConvergenceWarning")  # max_iter=50 on purpose
 @pytest.mark.parametrize("kind", ["crossmodal", "momentdetr"])
 def test_tlg_loss_is_task_plus_lambda_alignment(toy, kind):
     model = load_backbone(toy / "ckpt" / kind)
@@ -86,10 +54,10 @@ def test_tlg_loss_is_task_plus_lambda_alignment(toy, kind):
     for align in ("pvla", "vla", "avg-cosine", "max-l2"):
         loss, logs = tlg.tlg_loss(model, batch, lam=0.5, align=align, max_iter=50)
         assert logs["align"] > 0
-        assert float(loss) == pytest.approx(logs["task"] + 0.5 * logs["align"], rel=1e-5)
+        assert float(loss.detach()) == pytest.approx(logs["task"] + 0.5 * logs["align"], rel=1e-5)
         assert logs["task"] == pytest.approx(logs0["task"], rel=1e-5)
     out = tlg.forward_batch(model, batch)
-    per_block = [float(rp.ot.pvla_loss(hv, hl, out.mask_v, out.mask_l, mass=0.3, max_iter=50,
+    per_block = [float(rp.ot.pvla_loss(hv.detach(), hl.detach(), out.mask_v, out.mask_l, mass=0.3, max_iter=50,
                                        tol=1e-4)) for hv, hl in zip(out.h_v, out.h_l)]
     assert float(tlg.alignment(out, "pvla", mass=0.3, max_iter=50)) == pytest.approx(
         np.mean(per_block), rel=1e-5)
@@ -163,13 +131,13 @@ def test_run_transfer_writes_table1(toy, tmp_path):
     row = saved["rows"]["READ-PVLA"]
     for d in ("dog", "gym"):
         vals = [r["test"]["MR-full-mAP"] for r in saved["runs"]
-                if r["variant"] == "READ-PVLA" and r["domain"] == d]
-        assert row["per_domain"][d]["MR-full-mAP"]["mean"] == pytest.approx(np.mean(vals),
+                if r["row"] == "READ-PVLA" and r["split"] == d]
+        assert row["per_split"][d]["MR-full-mAP"]["mean"] == pytest.approx(np.mean(vals),
                                                                             abs=0.006)
-        assert row["per_domain"][d]["MR-full-mAP"]["std"] == pytest.approx(
+        assert row["per_split"][d]["MR-full-mAP"]["std"] == pytest.approx(
             np.std(vals, ddof=1), abs=0.006)
     per_seed = [np.mean([r["test"]["MR-full-mAP"] for r in saved["runs"]
-                         if r["variant"] == "READ-PVLA" and r["seed"] == s]) for s in (0, 1)]
+                         if r["row"] == "READ-PVLA" and r["seed"] == s]) for s in (0, 1)]
     assert row["avg"]["MR-full-mAP"]["mean"] == pytest.approx(np.mean(per_seed), abs=0.006)
     assert saved["rows"]["Proj"]["trainable"] == 16 * 4 + 4
     md = (tmp_path / "table1.md").read_text()
@@ -198,7 +166,9 @@ def test_run_grid_writes_each_record_when_it_finishes_and_resumes(toy, tmp_path,
             toy / "ckpt" / "crossmodal")
     whole = tlg.run_grid(*args, progress=False)
     path = tmp_path / "runs.jsonl"
-    real, calls = tlg._worker_run, []
+    import readpvla.experiment.grid as grid
+
+    real, calls = grid.run_job, []
 
     def killed_after_two(job):
         if len(calls) == 2:
@@ -206,14 +176,14 @@ def test_run_grid_writes_each_record_when_it_finishes_and_resumes(toy, tmp_path,
         calls.append(job)
         return real(job)
 
-    monkeypatch.setattr(tlg, "_worker_run", killed_after_two)
+    monkeypatch.setattr(grid, "run_job", killed_after_two)
     with pytest.raises(KeyboardInterrupt):
         tlg.run_grid(*args, progress=False, records=path)
     assert len(path.read_text().splitlines()) == 2
     with open(path, "a") as f:  # the write that the kill cut short
         f.write('{"fingerprint": {"backbone": "cross')
     calls.clear()
-    monkeypatch.setattr(tlg, "_worker_run", lambda job: (calls.append(job), real(job))[1])
+    monkeypatch.setattr(grid, "run_job", lambda job: (calls.append(job), real(job))[1])
     resumed = tlg.run_grid(*args, progress=False, records=path, resume=True)
     assert len(calls) == 2  # only the two unfinished runs ran
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
@@ -224,14 +194,16 @@ def test_run_grid_writes_each_record_when_it_finishes_and_resumes(toy, tmp_path,
         tlg.run_grid(*args[:4], other, *args[5:], progress=False, records=path, resume=True)
     path.write_text("not json\n{}\n")
     with pytest.raises(ValueError, match="runs.jsonl:1: not a run record"):
-        tlg.read_records(path)
+        grid.RecordFile(path).read()
 
 
 def test_run_transfer_resume_reuses_finished_runs(toy, tmp_path, monkeypatch):
     kw = dict(methods=["Proj"], domains=["dog"], seeds=(0,), out_dir=tmp_path, data_dir=toy,
               checkpoint=toy / "ckpt" / "crossmodal", settings=TINY_SETTINGS, progress=False)
     first = tlg.run_transfer("crossmodal", **kw)
-    monkeypatch.setattr(tlg, "_worker_run", lambda job: pytest.fail("a finished run ran again"))
+    import readpvla.experiment.grid as grid
+
+    monkeypatch.setattr(grid, "run_job", lambda job: pytest.fail("a finished run ran again"))
     again = tlg.run_transfer("crossmodal", resume=True, **kw)
     assert again["rows"] == first["rows"]
 
@@ -318,16 +290,18 @@ def test_shipped_table_rows_follow_from_its_runs(path):
     """Every cell of a shipped table is the mean ± std of the runs stored beside it, the Markdown
     shows the same cells, and every (row, domain, seed) run is there."""
     payload = json.loads(path.read_text())
-    rows = [(shown, row["variant"]) for shown, row in payload["rows"].items()]
-    again = tlg.summarize(payload["runs"], rows, payload["domains"], payload["seeds"])
+    spec = ex.spec_of(payload)
+    again = ex.summarize(payload["runs"], spec, payload["seeds"])
     for shown, row in payload["rows"].items():
-        for key in ("per_domain", "avg", "params", "trainable", "total"):
+        for key in ("cells", "per_split", "avg", "params", "trainable", "total", "significant"):
             assert again[shown][key] == row[key], (path.name, shown, key)
     md = path.with_suffix(".md").read_text()
+    note = md.rstrip("\n").split("\n\n")[-1]  # the note (Table 1's carries its wall time)
+    assert md == ex.format_table(again, spec, note)
     for shown, row in payload["rows"].items():
         line = next(x for x in md.splitlines() if x.startswith(f"| {shown} |"))
         assert f"{row['avg'][tlg.TABLE_METRIC]['mean']:.2f} ± " in line
-    assert len(payload["domains"]) == 6 and payload["seeds"] == [0, 1, 2]
+    assert len(payload["splits"]) == 6 and payload["seeds"] == [0, 1, 2]
 
 
 @pytest.fixture(scope="module")
@@ -353,7 +327,7 @@ def test_shipped_run_is_bit_exact_on_this_machine(read_pvla_reruns):
     give identical records (every run uses one torch thread whatever the parent has)."""
     _, workers, here = read_pvla_reruns
     strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
-    by_domain = {r["domain"]: strip(r) for r in workers}
+    by_domain = {r["split"]: strip(r) for r in workers}
     assert [strip(r) for r in here] == [by_domain["dog"], by_domain["gym"]]
 
 
@@ -374,11 +348,20 @@ def test_shipped_row_reruns_agree_within_the_measured_tolerance(read_pvla_reruns
     assert cmp["verdict"].startswith("all 6 run(s) agree")
 
 
+def test_old_module_names_still_work():
+    import readpvla.tlg as old_tlg
+    import readpvla.vls as old_vls
+
+    assert old_tlg.run_transfer is tlg.run_transfer and old_tlg.Predictor is tlg.Predictor
+    assert old_vls.run_transfer is rp.tasks.vls.run_transfer
+    assert rp.tlg is old_tlg
+
+
 def test_compare_with_shipped_flags_runs_outside_the_tolerance():
     payload = tlg.shipped_table("crossmodal")
     if payload is None:
         pytest.skip("no shipped Table 1")
-    stored = next(r for r in payload["runs"] if (r["variant"], r["domain"], r["seed"])
+    stored = next(r for r in payload["runs"] if (r["row"], r["split"], r["seed"])
                   == ("LoRA", "dog", 0))
     moved = {**stored, "test": {**stored["test"], "MR-full-mAP": stored["test"]["MR-full-mAP"]
                                 + tlg.RERUN_TOLERANCE + 0.5}}

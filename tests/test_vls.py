@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import statistics
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,19 @@ import torch
 from rouge_score import rouge_scorer
 
 import readpvla as rp
+from readpvla import experiment as ex
 from readpvla.backbones.vg import VGT5, VGBart
 from readpvla.data.how2 import How2Collator, generate_split, load_tokenizer, train_tokenizer
 from readpvla.metrics.rouge import rouge_scores
-from readpvla.vls import (
+from readpvla.tasks.vls import (
     DATA_ROOT,
     METHODS,
     PretrainConfig,
+    StepBatches,
     TrainConfig,
     TransferConfig,
     evaluate,
     finetune,
-    format_table,
     load_backbone,
     method_config,
     per_sample_rouge,
@@ -116,8 +116,9 @@ def test_finetune_trains_only_the_adapter_and_lowers_the_loss(t5):
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     train = generate_split("target", 32, seed=3)
     collate = How2Collator(tok)
-    hist = finetune(model, train, collate, TrainConfig(steps=12, batch_size=8, lr=3e-2), seed=0)
-    assert sum(hist["loss"][-3:]) < sum(hist["loss"][:3])
+    hist = finetune(model, train, collate, TrainConfig(steps=20, batch_size=8, lr=3e-2), seed=0)
+    ce = [row["train_ce"] for row in hist["history"]]  # mean of steps 1-10, then 11-20
+    assert hist["steps"] == 20 and len(ce) == 2 and ce[1] < ce[0]
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
 
 
@@ -130,7 +131,7 @@ def test_pvla_gradient_reaches_the_encoder_adapters(bart):
                 p.normal_(std=0.1)
     b = How2Collator(tok)(generate_split("target", 4, seed=1))
     out = model(**{k: b[k] for k in ("input_ids", "attention_mask", "video", "video_mask", "labels")})
-    loss = pvla_term(out, model.fusion_layer, TrainConfig(pvla_weight=1.0, pvla_iter=200))
+    loss = pvla_term(out, model.fusion_layer, TrainConfig(pvla_weight=1.0, pvla_iter=200).pvla())
     assert 0 < float(loss.detach()) < 2
     loss.backward()
     enc = {n: p.grad for n, p in model.named_parameters() if p.requires_grad and ".encoder." in n}
@@ -157,26 +158,35 @@ def test_run_transfer_writes_tables_in_the_paper_shape(tmp_path):
                          num_beams=1)
     rep = run_transfer("bart", methods=("bias", "read", "read-pvla"), seeds=(0, 1), config=cfg,
                        out_dir=tmp_path, log=None)
-    assert list(rep["methods"]) == ["bias", "read", "read-pvla"]
-    read = rep["methods"]["read"]
-    assert [r["seed"] for r in read["runs"]] == [0, 1]
-    assert read["params"]["cell"] == str(rp.peft.count_parameters(
+    assert list(rep["rows"]) == ["Bias", "READ", "READ-PVLA"]
+    read = [r for r in rep["runs"] if r["row"] == "read"]
+    assert [r["seed"] for r in read] == [0, 1] and all(len(r["per_item"]["rouge1"]) == 6
+                                                       for r in read)
+    assert rep["rows"]["READ"]["params"] == str(rp.peft.count_parameters(
         rp.peft.apply(copy.deepcopy(load_backbone("bart")[0]), method_config("read"))))
-    assert read["mean"]["rouge1"] == pytest.approx(sum(r["rouge1"] for r in read["runs"]) / 2)
-    assert rep["methods"]["read-pvla"]["runs"][0]["final_pvla"] is not None
+    assert rep["rows"]["READ"]["cells"]["R1"]["mean"] == pytest.approx(
+        sum(r["test"]["rouge1"] for r in read) / 2, abs=0.006)
+    assert [r for r in rep["runs"] if r["row"] == "read-pvla"][0]["final_pvla"] is not None
     md = (tmp_path / "vls_bart.md").read_text()
     assert "| Method | #params (M) | R1 | R2 | RL |" in md and "| READ-PVLA |" in md and " ± " in md
-    assert json.loads((tmp_path / "vls_bart.json").read_text())["methods"]["bias"]["label"] == "Bias"
+    assert "Pretrained backbone without tuning: R1 " in md and md == rep["markdown"]
+    saved = json.loads((tmp_path / "vls_bart.json").read_text())
+    assert saved["rows"]["Bias"]["row"] == "bias" and saved["reference"] == "read-pvla"
+    # each run's record landed as it finished; a resumed call reruns nothing
+    assert len((tmp_path / "runs_vls_bart.jsonl").read_text().splitlines()) == 6
+    again = run_transfer("bart", methods=("bias", "read", "read-pvla"), seeds=(0, 1), config=cfg,
+                         out_dir=tmp_path, log=None, resume=True)
+    assert again["rows"] == rep["rows"]
 
 
-def test_format_table_marks_significance():
-    row = {"label": "Bias", "params": {"cell": "0.01 (1.00%)"}, "mean": dict.fromkeys(
-        ("rouge1", "rouge2", "rougeL"), 10.0), "std": dict.fromkeys(("rouge1", "rouge2", "rougeL"), 1.0),
-        "significant": {"rouge1": True, "rouge2": False, "rougeL": False}}
-    md = format_table({"model": "VGBart", "seeds": [0, 1], "methods": {"bias": row}})
-    assert "| Bias | 0.01 (1.00%) | 10.00 ± 1.00 ‡ | 10.00 ± 1.00 | 10.00 ± 1.00 |" in md
-    one = format_table({"model": "VGBart", "seeds": [0], "methods": {"bias": row}})
-    assert "| Bias | 0.01 (1.00%) | 10.00 ‡ | 10.00 | 10.00 |" in one and "one seed" in one
+def test_step_batches_reshuffle_every_pass_and_drop_the_remainder():
+    samples = generate_split("target", 10, seed=3)
+    _, tok = load_backbone("bart")
+    batches = StepBatches(samples, How2Collator(tok), 4, seed=0)
+    first, second = ([tuple(b["input_ids"][:, 1].tolist()) for b in batches] for _ in range(2))
+    assert len(batches) == 2 and len(first) == 2 and first != second
+    with pytest.raises(ValueError, match="batch_size 16 > 10"):
+        StepBatches(samples, How2Collator(tok), 16, seed=0)
 
 
 def test_bad_arguments_raise():
@@ -186,39 +196,44 @@ def test_bad_arguments_raise():
         method_config("lora2")
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         TrainConfig(steps=0)
-    with pytest.raises(ValueError, match="pvla_layers"):
+    with pytest.raises(ValueError, match="pvla layers"):
         TrainConfig(pvla_layers="some")
+    with pytest.raises(ValueError, match="learning_rates"):
+        TransferConfig(learning_rates=(("full", -1.0),))
     assert len(METHODS) == 9
 
 
 def test_transfer_run_is_deterministic_for_a_seed():
-    from readpvla.vls import load_transfer_data, transfer_run
+    from readpvla.tasks.vls import load_transfer_data, transfer_run
 
     cfg = TransferConfig(n_train=16, n_test=4, n_val=0, steps=3, batch_size=8, eval_every=0,
                          num_beams=1)
     data = load_transfer_data("t5", cfg)
     a, b = (transfer_run(data, "read-pvla", 3, cfg) for _ in range(2))
     c = transfer_run(data, "read-pvla", 4, cfg)
-    assert a["final_loss"] == b["final_loss"] and a["per_sample"] == b["per_sample"]
+    assert a["final_loss"] == b["final_loss"] and a["per_item"] == b["per_item"]
     assert a["final_pvla"] == b["final_pvla"] and c["final_loss"] != a["final_loss"]
 
 
 @pytest.mark.parametrize("backbone", ["bart", "t5"])
-def test_shipped_tables_follow_from_their_json(backbone):
-    """The shipped Tables 4 / 5: the Markdown is what format_table makes of the JSON beside it,
-    every parameter cell is what count_parameters prints, and the means are the seeds' means."""
+def test_shipped_tables_follow_from_their_runs(backbone):
+    """The shipped Tables 4 / 5: every cell and every ‡ follows from the runs stored beside it
+    (per-video ROUGE included), the Markdown is what format_table makes of them, and every
+    parameter cell is what count_parameters prints."""
     results = Path(__file__).resolve().parents[1] / "data_samples" / "how2" / "results"
     path = results / f"vls_{backbone}.json"
     if not path.is_file():
         pytest.skip("no shipped VLS table")
-    report = json.loads(path.read_text())
-    assert format_table(report) == report["markdown"]
-    assert (results / f"vls_{backbone}.md").read_text().rstrip("\n") == report["markdown"]
-    for r in report["methods"].values():
-        p = r["params"]
-        assert p["cell"] == str(rp.peft.ParamCount(p["trainable"], p["total"]))
-        assert sorted(x["seed"] for x in r["runs"]) == report["seeds"]
-        for k in ("rouge1", "rouge2", "rougeL"):
-            vals = [x[k] for x in r["runs"]]
-            assert statistics.fmean(vals) == pytest.approx(r["mean"][k], abs=1e-9)
-            assert statistics.stdev(vals) == pytest.approx(r["std"][k], abs=1e-9)
+    payload = json.loads(path.read_text())
+    spec = ex.spec_of(payload)
+    again = ex.summarize(payload["runs"], spec, payload["seeds"])
+    assert again == payload["rows"]
+    md = (results / f"vls_{backbone}.md").read_text()
+    assert md == ex.format_table(again, spec) == payload["markdown"]
+    assert payload["reference"] == "read-pvla" and all(
+        set(r["significant"]) == {"R1", "R2", "RL"} for shown, r in again.items()
+        if shown != "READ-PVLA")
+    for r in payload["runs"]:
+        assert len(r["per_item"]["rouge1"]) == payload["settings"]["n_test"]
+        assert r["params"] == str(rp.peft.ParamCount(r["trainable"], r["total"]))
+    assert sorted({r["seed"] for r in payload["runs"]}) == payload["seeds"]

@@ -4,6 +4,7 @@
 - :mod:`~readpvla.backbones.vg`: VG-BART / VG-T5, vision-guided wrappers over ``transformers``.
 - :mod:`~readpvla.backbones.tlg`: the cross-modal TLG transformer of the paper's Section 3.1.
 - :mod:`~readpvla.backbones.moment_detr`: a Moment-DETR-style joint encoder + moment decoder.
+- :mod:`~readpvla.backbones.layers`: the layers they share (multi-head attention, FFN, sine positions).
 - :mod:`~readpvla.backbones.checkpoint`: backbone checkpoints (safetensors + JSON).
 
 Submodules load on first use, so ``import readpvla.backbones`` does not import ``transformers``.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("text_encoder", "vg", "tlg", "moment_detr", "checkpoint")
+_SUBMODULES = ("text_encoder", "vg", "tlg", "moment_detr", "layers", "checkpoint")
 _NAMES = {
     "TextEncoder": "text_encoder",
     "get_text_encoder": "text_encoder",

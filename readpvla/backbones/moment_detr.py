@@ -32,12 +32,12 @@ pretraining (measured: without them, MR-full-mAP on source_val stayed near 10 af
 - positions for the decoder's cross-attention are fractions of each video: clip keys get
   ``PE(100 * (i + 1/2) / N_v)`` and queries ``PE(100 * anchor centre)`` added (DETR adds positions
   to the keys of every cross-attention), so a query can look at the clips around its anchor;
-- pretraining starts with a few epochs of saliency loss only (:data:`readpvla.tlg.PRETRAIN`).
+- pretraining starts with a few epochs of saliency loss only (:data:`readpvla.tasks.tlg.PRETRAIN`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,14 +48,8 @@ from torch import Tensor, nn
 
 from readpvla.peft import token_layout
 
-from .tlg import (
-    FeedForward,
-    MultiHeadAttention,
-    check_inputs,
-    prepend_prompts,
-    sinusoidal_embedding,
-    sinusoidal_positions,
-)
+from .layers import FeedForward, MultiHeadAttention, sinusoidal_embedding
+from .tlg import TLGBackbone, check_inputs, prepend_prompts
 
 __all__ = ["MomentDETRConfig", "MomentDETR", "MomentDETROutput", "span_cw_to_se", "generalized_iou",
            "hungarian_match"]
@@ -239,7 +233,7 @@ def hungarian_match(spans: Tensor, logits: Tensor, gt: list[Tensor], w_l1: float
     return out
 
 
-class MomentDETR(nn.Module):
+class MomentDETR(TLGBackbone):
     """Moment-DETR-style model: joint encoder, moment-query decoder, saliency head.
 
     ``forward(video, video_mask, text, text_mask)`` -> :class:`MomentDETROutput`;
@@ -261,16 +255,8 @@ class MomentDETR(nn.Module):
     }
 
     def __init__(self, config: MomentDETRConfig | None = None, **overrides: Any) -> None:
-        super().__init__()
-        cfg = config if config is not None else MomentDETRConfig()
-        if overrides:
-            cfg = MomentDETRConfig(**{**asdict(cfg), **overrides})
-        self.config = cfg
-        d = cfg.d_model
-        self.proj_v = nn.Linear(cfg.d_video, d)
-        self.norm_v = nn.LayerNorm(d)
-        self.proj_l = nn.Linear(cfg.d_text, d)
-        self.norm_l = nn.LayerNorm(d)
+        super().__init__(config, **overrides)  # config, proj_v, norm_v, proj_l, norm_l
+        cfg, d = self.config, self.config.d_model
         self.type_embed = nn.Embedding(2, d)                   # 0 = clip, 1 = word
         self.encoder = Encoder(cfg)
         self.query_embed = nn.Embedding(cfg.n_queries, d)      # learnable moment queries
@@ -285,19 +271,15 @@ class MomentDETR(nn.Module):
         self.class_head = nn.Linear(d, 1)                      # foreground logit
         self.saliency_head = nn.Linear(d, 1)                   # per-clip saliency logit
 
-    def readpvla_prompt_slots(self) -> dict[str, int]:
-        """Prompt tuning: learnable tokens of width d are prepended to clips and to words."""
-        return {"video": self.config.d_model, "text": self.config.d_model}
-
     def forward(self, video: Tensor, video_mask: Tensor | None, text: Tensor,
                 text_mask: Tensor | None) -> MomentDETROutput:
         """Encode ``[clips; words]``, decode the moment queries; see the class docstring."""
         cfg, d = self.config, self.config.d_model
         mask_v, mask_l = check_inputs(video, video_mask, text, text_mask, cfg.d_video, cfg.d_text)
         b, nv = video.shape[0], video.shape[1]
-        h_v = self.norm_v(self.proj_v(video)) + self.type_embed.weight[0]             # (B, Nv, d)
-        h_v = h_v + sinusoidal_positions(nv, d, video.device, h_v.dtype)
-        h_l = self.norm_l(self.proj_l(text)) + self.type_embed.weight[1]              # (B, Nl, d)
+        # clips: LN(proj) + type 0 + sine positions; words: LN(proj) + type 1 (no positions)
+        h_v, h_l = self.embed(video, text, self.type_embed.weight[0], self.type_embed.weight[1],
+                              text_positions=False)                       # (B, Nv, d), (B, Nl, d)
         h_v, pmask_v, n_pv = prepend_prompts(self, "video", h_v, mask_v)
         h_l, pmask_l, n_pl = prepend_prompts(self, "text", h_l, mask_l)
         nv_p = h_v.shape[1]

@@ -30,16 +30,18 @@ Our remarks (choices where the paper is silent or cannot score clips as printed)
   the spirit of UMT. Windows = every clip's window scored by its foreground probability, greedy
   NMS, top 10.
 
-The building blocks (:class:`MultiHeadAttention`, :class:`FeedForward`,
-:func:`sinusoidal_positions`) are shared with :mod:`readpvla.backbones.moment_detr`.
+The building blocks (:class:`~readpvla.backbones.layers.MultiHeadAttention`,
+:class:`~readpvla.backbones.layers.FeedForward`, :func:`~readpvla.backbones.layers.sinusoidal_positions`)
+live in :mod:`readpvla.backbones.layers` (re-exported here); :class:`TLGBackbone` (config, input
+embedding, prompt slots) is the base of both TLG backbones, this one and
+:class:`readpvla.backbones.moment_detr.MomentDETR`.
 """
 
 from __future__ import annotations
 
-import math
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -48,81 +50,16 @@ from torch import Tensor, nn
 
 from readpvla.peft import token_layout
 
+from .layers import FeedForward, MultiHeadAttention, sinusoidal_embedding, sinusoidal_positions
+
 __all__ = ["CrossModalConfig", "CrossModalTLG", "CrossModalOutput", "CrossModalBlock",
-           "MultiHeadAttention", "FeedForward", "sinusoidal_positions", "sinusoidal_embedding",
-           "check_inputs",
-           "prepend_prompts", "nms_1d", "span_iou"]
+           "TLGBackbone", "MultiHeadAttention", "FeedForward", "sinusoidal_positions",
+           "sinusoidal_embedding", "check_inputs", "prepend_prompts", "nms_1d", "span_iou"]
 
 
 # ------------------------------------------------------------------------------------------------
-# shared building blocks
+# shared by the TLG backbones (the generic layers are in readpvla.backbones.layers)
 # ------------------------------------------------------------------------------------------------
-def sinusoidal_embedding(t: Tensor, d: int) -> Tensor:
-    r"""Sine/cosine embedding of (possibly fractional) positions ``t`` ``[...]`` -> ``[..., d]``.
-
-    .. math:: PE_{t, 2i} = \sin(t / 10000^{2i/d}),\quad PE_{t, 2i+1} = \cos(t / 10000^{2i/d})
-    """
-    freq = torch.exp(torch.arange(0, d, 2, device=t.device, dtype=torch.float32)
-                     * (-math.log(10000.0) / d))                                  # (d/2,)
-    angle = t.float()[..., None] * freq                                           # (..., d/2)
-    pe = torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(-2)              # (..., d')
-    return pe[..., :d]
-
-
-def sinusoidal_positions(n: int, d: int, device: Any = None, dtype: Any = None) -> Tensor:
-    """Fixed positions 0..n-1 (Vaswani et al. 2017): ``[n, d]``, see :func:`sinusoidal_embedding`."""
-    t = torch.arange(n, device=device, dtype=torch.float32)
-    return sinusoidal_embedding(t, d).to(dtype or torch.float32)
-
-
-class MultiHeadAttention(nn.Module):
-    r"""``out_proj(softmax(Q K^T / sqrt(d_h)) V)`` with a key padding mask (paper Eq. 1, per head).
-
-    Written out (not ``nn.MultiheadAttention``, which bypasses ``out_proj.forward``) so that LoRA and
-    the Houlsby adapter can wrap ``q_proj`` / ``k_proj`` / ``v_proj`` / ``out_proj``.
-    """
-
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
-        self.n_heads, self.d_head = n_heads, d_model // n_heads
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, query: Tensor, key: Tensor, value: Tensor | None = None,
-                key_mask: Tensor | None = None) -> Tensor:
-        """query ``[B, Nq, d]``, key/value ``[B, Nk, d]``, key_mask bool ``[B, Nk]`` (True = real)."""
-        value = key if value is None else value
-        b, nq, _ = query.shape
-        nk = key.shape[1]
-        q = self.q_proj(query).view(b, nq, self.n_heads, self.d_head).transpose(1, 2)  # (B,h,Nq,dh)
-        k = self.k_proj(key).view(b, nk, self.n_heads, self.d_head).transpose(1, 2)    # (B,h,Nk,dh)
-        v = self.v_proj(value).view(b, nk, self.n_heads, self.d_head).transpose(1, 2)  # (B,h,Nk,dh)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)                      # (B,h,Nq,Nk)
-        if key_mask is not None:
-            scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        attn = self.dropout(scores.softmax(dim=-1))                                    # Eq. 1
-        x = (attn @ v).transpose(1, 2).reshape(b, nq, self.n_heads * self.d_head)      # (B,Nq,d)
-        return self.out_proj(x)
-
-
-class FeedForward(nn.Module):
-    """``fc2(dropout(GELU(fc1(x))))``; READ / the Houlsby adapter wrap ``fc2`` (paper Eq. 3, 5)."""
-
-    def __init__(self, d_model: int, d_ffn: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(d_model, d_ffn)
-        self.fc2 = nn.Linear(d_ffn, d_model)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.dropout(F.gelu(self.fc1(x))))
-
-
 def check_inputs(video: Tensor, video_mask: Tensor | None, text: Tensor, text_mask: Tensor | None,
                  d_video: int, d_text: int) -> tuple[Tensor, Tensor]:
     """Validate the four inputs of a TLG backbone; return bool masks (all-True when None)."""
@@ -161,6 +98,53 @@ def prepend_prompts(model: nn.Module, slot: str, h: Tensor, mask: Tensor) -> tup
     h = torch.cat([p.unsqueeze(0).expand(h.shape[0], -1, -1), h], dim=1)         # (B, n+N, d)
     mask = torch.cat([mask.new_ones(mask.shape[0], n), mask], dim=1)
     return h, mask, n
+
+
+class TLGBackbone(nn.Module):
+    """What the two TLG backbones share: the config, the input embedding and the prompt slots.
+
+    ``config_class`` (a dataclass with ``d_video``, ``d_text`` and ``d_model``) is set by each
+    subclass; ``cls(config)`` or ``cls(**overrides)`` or both. The embedding layer is the
+    parameters ``proj_v``, ``norm_v`` (clips) and ``proj_l``, ``norm_l`` (query tokens), built
+    before a subclass's own layers (the random initialisation order the shipped checkpoints
+    were trained from).
+    """
+
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any = None, **overrides: Any) -> None:
+        super().__init__()
+        cfg = config if config is not None else self.config_class()
+        if overrides:
+            cfg = self.config_class(**{**asdict(cfg), **overrides})
+        self.config = cfg
+        d = cfg.d_model
+        self.proj_v = nn.Linear(cfg.d_video, d)                 # embedding layer: H_V^(0)
+        self.norm_v = nn.LayerNorm(d)
+        self.proj_l = nn.Linear(cfg.d_text, d)                  # embedding layer: H_L^(0)
+        self.norm_l = nn.LayerNorm(d)
+
+    def readpvla_prompt_slots(self) -> dict[str, int]:
+        """Prompt tuning: learnable tokens of width d are prepended to both projected inputs."""
+        return {"video": self.config.d_model, "text": self.config.d_model}
+
+    def embed(self, video: Tensor, text: Tensor, type_v: Tensor | None = None,
+              type_l: Tensor | None = None, text_positions: bool = True) -> tuple[Tensor, Tensor]:
+        """The embedding layer -> ``H_V^(0)`` ``[B, Nv, d]``, ``H_L^(0)`` ``[B, Nl, d]``: per stream
+        ``LN(x W + b)``, plus an optional modality-type vector ``type_v`` / ``type_l`` ``[d]``,
+        plus sine positions 0..N-1 (the clips always; the words unless ``text_positions`` is
+        False)."""
+        d = self.config.d_model
+        out = []
+        for x, proj, norm, typ, pos in ((video, self.proj_v, self.norm_v, type_v, True),
+                                        (text, self.proj_l, self.norm_l, type_l, text_positions)):
+            h = norm(proj(x))                                                      # (B, N, d)
+            if typ is not None:
+                h = h + typ
+            if pos:
+                h = h + sinusoidal_positions(x.shape[1], d, x.device, h.dtype)
+            out.append(h)
+        return out[0], out[1]
 
 
 def span_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -285,7 +269,7 @@ class CrossModalBlock(nn.Module):
         return h_v, h_l
 
 
-class CrossModalTLG(nn.Module):
+class CrossModalTLG(TLGBackbone):
     """The paper's Section 3.1 transformer with a saliency head and an anchor-free moment head.
 
     ``forward(video, video_mask, text, text_mask)``: video ``[B, Nv, d_video]`` clip features,
@@ -310,33 +294,12 @@ class CrossModalTLG(nn.Module):
     }
 
     def __init__(self, config: CrossModalConfig | None = None, **overrides: Any) -> None:
-        super().__init__()
-        cfg = config if config is not None else CrossModalConfig()
-        if overrides:
-            cfg = CrossModalConfig(**{**asdict(cfg), **overrides})
-        self.config = cfg
-        d = cfg.d_model
-        self.proj_v = nn.Linear(cfg.d_video, d)                 # embedding layer: H_V^(0)
-        self.norm_v = nn.LayerNorm(d)
-        self.proj_l = nn.Linear(cfg.d_text, d)                  # embedding layer: H_L^(0)
-        self.norm_l = nn.LayerNorm(d)
+        super().__init__(config, **overrides)
+        cfg, d = self.config, self.config.d_model
         self.blocks = nn.ModuleList(CrossModalBlock(cfg) for _ in range(cfg.n_blocks))
         self.head = nn.Linear(d, 4)                             # saliency, foreground, l, r
         with torch.no_grad():  # start with short windows: softplus(-2) ~ 0.13 of the video
             self.head.bias.copy_(torch.tensor([0.0, 0.0, -2.0, -2.0]))
-
-    def readpvla_prompt_slots(self) -> dict[str, int]:
-        """Prompt tuning: learnable tokens of width d are prepended to both projected inputs."""
-        return {"video": self.config.d_model, "text": self.config.d_model}
-
-    def embed(self, video: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
-        """The embedding layer: projection, LayerNorm and sine positions -> ``H_V^(0)``, ``H_L^(0)``."""
-        d = self.config.d_model
-        h_v = self.norm_v(self.proj_v(video))                                      # (B, Nv, d)
-        h_v = h_v + sinusoidal_positions(video.shape[1], d, video.device, h_v.dtype)
-        h_l = self.norm_l(self.proj_l(text))                                       # (B, Nl, d)
-        h_l = h_l + sinusoidal_positions(text.shape[1], d, text.device, h_l.dtype)
-        return h_v, h_l
 
     def forward(self, video: Tensor, video_mask: Tensor | None, text: Tensor,
                 text_mask: Tensor | None) -> CrossModalOutput:

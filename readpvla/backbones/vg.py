@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,7 +43,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
-from readpvla.backbones.tlg import sinusoidal_positions
+from readpvla.backbones.layers import MultiHeadAttention, sinusoidal_positions
 
 __all__ = ["CrossModalFusion", "VGBart", "VGOutput", "VGT5", "VisionGuidedSeq2Seq", "load_vg",
            "sinusoid", "tokenizer_fingerprint"]
@@ -67,40 +66,31 @@ def _vocab_size(tokenizer: Any) -> int:
 def sinusoid(n: int, d: int) -> Tensor:
     """Sinusoidal positions ``PE[t, 2i] = sin(t / 10000^(2i/d))``, ``PE[t, 2i+1] = cos(...)``
     (Vaswani et al. 2017), ``[n, d]``: the clip order, with no parameter to train. The same
-    function as the TLG backbones' :func:`readpvla.backbones.tlg.sinusoidal_positions`."""
+    function as the TLG backbones' :func:`readpvla.backbones.layers.sinusoidal_positions`."""
     return sinusoidal_positions(n, d)
 
 
-class CrossModalFusion(nn.Module):
+class CrossModalFusion(MultiHeadAttention):
     """Dot-product attention with forget gate (Yu et al. 2021, Sec. 3.2).
 
     ``Z = softmax(Q K^T / sqrt(d_h)) V W_o`` per head, with ``Q = H_L W_q``, ``K = H_V W_k``,
     ``V = H_V W_v``; ``G = sigmoid([H_L ; Z] W_g + b_g)``; returns ``H_L + G * Z``.
+
+    The attention is the shared :class:`~readpvla.backbones.layers.MultiHeadAttention` (its
+    :meth:`~readpvla.backbones.layers.MultiHeadAttention.attend`, output projection named
+    ``o_proj``, so the parameters stay ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``); the
+    forget gate ``gate`` is this class's own.
 
     Shapes: ``h_l [B, N_L, d]``, ``h_v [B, N_V, d]``, ``mask_v`` bool ``[B, N_V]`` (True = real
     clip, at least one per row); returns ``[B, N_L, d]``.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
-        self.n_heads, self.d_head = n_heads, d_model // n_heads
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.o_proj = nn.Linear(d_model, d_model)
+        super().__init__(d_model, n_heads, dropout, out_name="o_proj")
         self.gate = nn.Linear(2 * d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
 
-    def forward(self, h_l: Tensor, h_v: Tensor, mask_v: Tensor) -> Tensor:
-        b, n_l, d = h_l.shape
-        split = lambda x: x.view(b, -1, self.n_heads, self.d_head).transpose(1, 2)  # noqa: E731
-        q, k, v = split(self.q_proj(h_l)), split(self.k_proj(h_v)), split(self.v_proj(h_v))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)  # (B, h, N_L, N_V)
-        scores = scores.masked_fill(~mask_v[:, None, None, :], float("-inf"))
-        z = self.dropout(scores.softmax(-1)) @ v  # (B, h, N_L, d_h)
-        z = self.o_proj(z.transpose(1, 2).reshape(b, n_l, d))  # (B, N_L, d)
+    def forward(self, h_l: Tensor, h_v: Tensor, mask_v: Tensor) -> Tensor:  # type: ignore[override]
+        z = self.attend(h_l, h_v, key_mask=mask_v)  # (B, N_L, d)
         g = torch.sigmoid(self.gate(torch.cat([h_l, z], dim=-1)))  # (B, N_L, d) forget gate
         return h_l + g * z
 

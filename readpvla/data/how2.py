@@ -15,7 +15,7 @@ write the summary. This module stands in for it, in the same shape:
 - a *reference summary* that names the task and the steps in the order they happen.
 
 Two domains: ``"source"`` (18 tasks; summary "learn how to T : s1 , s2 and s3 .") is the large
-pretraining split, generated on the fly by :func:`readpvla.vls.pretrain`; ``"target"`` (6 held-out
+pretraining split, generated on the fly by :func:`readpvla.tasks.vls.pretrain`; ``"target"`` (6 held-out
 tasks made of the same verbs and objects, whose titles must be copied from the transcript; summary
 "learn how to T : first s1 , then s2 , finally s3 ."; 1.3x noisier video) is the low-resource
 transfer split shipped in ``data_samples/how2/`` (``train`` / ``val`` / ``test``; ``RECIPE.md``).

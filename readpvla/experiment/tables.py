@@ -1,0 +1,239 @@
+r"""Tables from run records: mean ± std over seeds, significance marks, Markdown and JSON.
+
+A :class:`TableSpec` says which rows (methods) and which columns a table shows; a column is one
+metric on one split, or ``split="avg"``: per seed the mean over the table's splits, then mean ±
+std over seeds (the paper's "Avg." column). Every cell is computed from the records, so a stored
+table can always be checked against its stored runs (:func:`summarize` again).
+
+Significance (the paper's ``‡``): with ``reference`` set (READ-PVLA in the paper), a cell of
+another row is marked when the reference is better on the same test items: a one-sided Wilcoxon
+signed-rank test (scipy, ``zero_method="zsplit"``) of reference minus row over the items' scores
+(each item's score averaged over the seeds; the ``avg`` column pools the items of every split), at
+level ``alpha``. It needs per-item scores in the records (``record["per_item"][metric]``, same
+item order in every run of a split); a column without them gets no mark, never a guessed one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Column", "TableSpec", "format_table", "mean_std", "significance", "spec_of",
+           "summarize", "table_payload", "write_table"]
+
+AVG = "avg"
+SIGNIFICANCE_TEST = "one-sided Wilcoxon signed-rank over test items (scipy, zero_method='zsplit')"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: ``metric`` on ``split`` (or ``split="avg"``), headed ``header``."""
+
+    header: str
+    split: str
+    metric: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What a table shows.
+
+    Attributes:
+        title: the heading (``### title`` in Markdown).
+        rows: ``(shown label, row key)`` pairs, in order.
+        columns: the columns after "Method" and "#params (M)".
+        splits: the splits an ``avg`` column averages over.
+        reference: the row whose gain is tested for the ``‡`` marks (None: no marks).
+        alpha: the test's level.
+        note: text under the table.
+    """
+
+    title: str
+    rows: tuple[tuple[str, str], ...]
+    columns: tuple[Column, ...]
+    splits: tuple[str, ...] = ()
+    reference: str | None = None
+    alpha: float = 0.05
+    note: str = ""
+    extra_metrics: tuple[str, ...] = field(default=())
+
+    def metrics(self) -> list[str]:
+        """Every metric a column or ``extra_metrics`` names (summarised for the JSON)."""
+        out: list[str] = []
+        for m in [c.metric for c in self.columns] + list(self.extra_metrics):
+            if m not in out:
+                out.append(m)
+        return out
+
+
+def mean_std(xs: Sequence[float]) -> dict[str, Any]:
+    """``{"mean", "std" (sample, ddof=1; 0 for one value), "values"}``, rounded to 2 decimals."""
+    xs = [float(x) for x in xs]
+    return {"mean": round(statistics.fmean(xs), 2),
+            "std": round(statistics.stdev(xs), 2) if len(xs) > 1 else 0.0,
+            "values": [round(x, 2) for x in xs]}
+
+
+def _index(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    return {(r["row"], r["split"], int(r["seed"])): r for r in records}
+
+
+def _get(index: dict, row: str, split: str, seed: int) -> dict[str, Any]:
+    if (row, split, seed) not in index:
+        raise ValueError(f"no run for row {row!r}, split {split!r}, seed {seed}")
+    return index[(row, split, seed)]
+
+
+def _values(index: dict, row: str, col: Column, splits: Sequence[str], seeds: Sequence[int]
+            ) -> list[float]:
+    """Per seed: the metric on the column's split, or its mean over ``splits`` (``avg``)."""
+    if col.split == AVG:
+        return [statistics.fmean(_get(index, row, s, seed)["test"][col.metric] for s in splits)
+                for seed in seeds]
+    return [_get(index, row, col.split, seed)["test"][col.metric] for seed in seeds]
+
+
+def _items(index: dict, row: str, col: Column, splits: Sequence[str], seeds: Sequence[int]
+           ) -> np.ndarray | None:
+    """Per test item, the column's metric averaged over seeds (``avg``: items of all splits)."""
+    parts = []
+    for s in (splits if col.split == AVG else [col.split]):
+        runs = [_get(index, row, s, seed).get("per_item", {}).get(col.metric) for seed in seeds]
+        if any(r is None for r in runs) or len({len(r) for r in runs}) != 1:
+            return None
+        parts.append(np.mean(np.asarray(runs, dtype=np.float64), axis=0))
+    return np.concatenate(parts) if parts else None
+
+
+def significance(records: Sequence[dict[str, Any]], spec: TableSpec, seeds: Sequence[int]
+                 ) -> dict[str, dict[str, bool]]:
+    """``{row key: {column header: reference significantly better}}`` (module docstring); empty
+    without a reference. Columns without per-item scores are left out."""
+    if spec.reference is None:
+        return {}
+    from scipy.stats import wilcoxon
+
+    index = _index(records)
+    marks: dict[str, dict[str, bool]] = {}
+    for _, row in spec.rows:
+        if row == spec.reference:
+            continue
+        marks[row] = {}
+        for col in spec.columns:
+            ref = _items(index, spec.reference, col, spec.splits, seeds)
+            other = _items(index, row, col, spec.splits, seeds)
+            if ref is None or other is None or len(ref) != len(other):
+                continue
+            diff = ref - other
+            if not np.any(diff != 0):
+                marks[row][col.header] = False
+                continue
+            p = wilcoxon(diff, alternative="greater", zero_method="zsplit").pvalue
+            marks[row][col.header] = bool(p < spec.alpha)
+    return marks
+
+
+def summarize(records: Sequence[dict[str, Any]], spec: TableSpec, seeds: Sequence[int]
+              ) -> dict[str, Any]:
+    """Table rows from run records: per row, every column's and every metric's mean ± std over
+    seeds (``cells`` by column header; ``per_split`` and ``avg`` by metric, for the JSON), the
+    parameter counts of its first run, its total seconds and its ``‡`` marks. A missing run
+    raises ``ValueError``."""
+    index = _index(records)
+    splits = list(spec.splits)
+    seeds = [int(s) for s in seeds]
+    marks = significance(records, spec, seeds)
+    out: dict[str, Any] = {}
+    for shown, row in spec.rows:
+        entry: dict[str, Any] = {"row": row, "cells": {}, "per_split": {}, "avg": {}}
+        for col in spec.columns:
+            entry["cells"][col.header] = mean_std(_values(index, row, col, splits, seeds))
+        for metric in spec.metrics():
+            if splits:
+                for s in splits:
+                    entry["per_split"].setdefault(s, {})[metric] = mean_std(
+                        _values(index, row, Column("", s, metric), splits, seeds))
+                entry["avg"][metric] = mean_std(
+                    _values(index, row, Column("", AVG, metric), splits, seeds))
+        first = _get(index, row, (splits or [spec.columns[0].split])[0], seeds[0])
+        entry.update(params=first["params"], trainable=first["trainable"], total=first["total"],
+                     percent=round(100.0 * first["trainable"] / first["total"], 4),
+                     seconds=round(sum(r.get("seconds", 0.0) for k, r in index.items()
+                                       if k[0] == row and int(k[2]) in seeds), 1),
+                     significant=marks.get(row, {}))
+        out[shown] = entry
+    return out
+
+
+def _cell(ms: dict[str, Any], mark: bool) -> str:
+    text = f"{ms['mean']:.2f}" if len(ms["values"]) == 1 else f"{ms['mean']:.2f} ± {ms['std']:.2f}"
+    return text + (" ‡" if mark else "")  # one seed has no spread: no "± 0.00"
+
+
+def format_table(summary: dict[str, Any], spec: TableSpec, note: str | None = None) -> str:
+    """Markdown: ``### title``, ``| Method | #params (M) | <columns> |``, the note; a cell is
+    ``mean ± std`` over seeds (the mean alone for one seed), ``‡`` where marked."""
+    head = ["Method", "#params (M)", *[c.header for c in spec.columns]]
+    lines = [f"### {spec.title}", "", f"| {' | '.join(head)} |",
+             f"|{'|'.join(['---'] * 2 + ['---:'] * len(spec.columns))}|"]
+    for shown, row in summary.items():
+        cells = [shown, row["params"],
+                 *[_cell(row["cells"][c.header], row["significant"].get(c.header, False))
+                   for c in spec.columns]]
+        lines.append(f"| {' | '.join(cells)} |")
+    note = spec.note if note is None else note
+    if any(any(r["significant"].values()) for r in summary.values()):
+        ref = dict((row, shown) for shown, row in spec.rows).get(spec.reference, spec.reference)
+        note = (note + " " if note else "") + (
+            f"‡: {ref}'s gain over the row is significant at the {spec.alpha:g} level "
+            f"({SIGNIFICANCE_TEST}).")
+    if note:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def table_payload(spec: TableSpec, summary: dict[str, Any], records: Sequence[dict[str, Any]],
+                  seeds: Sequence[int], **extra: Any) -> dict[str, Any]:
+    """The JSON of a table: its spec, rows, every run's record and ``extra`` (task, backbone,
+    settings, wall time, ...)."""
+    return {"table": spec.title, **extra,
+            "columns": [{"header": c.header, "split": c.split, "metric": c.metric}
+                        for c in spec.columns],
+            "splits": list(spec.splits), "extra_metrics": list(spec.extra_metrics),
+            "seeds": [int(s) for s in seeds],
+            "reference": spec.reference, "significance_test": SIGNIFICANCE_TEST,
+            "alpha": spec.alpha, "rows": summary, "runs": list(records), "note": spec.note}
+
+
+def spec_of(payload: dict[str, Any]) -> TableSpec:
+    """The :class:`TableSpec` a stored payload was made with (to check it against its runs)."""
+    return TableSpec(
+        title=payload["table"],
+        rows=tuple((shown, r["row"]) for shown, r in payload["rows"].items()),
+        columns=tuple(Column(c["header"], c["split"], c["metric"]) for c in payload["columns"]),
+        splits=tuple(payload["splits"]), reference=payload.get("reference"),
+        alpha=payload.get("alpha", 0.05), note=payload.get("note", ""),
+        extra_metrics=tuple(payload.get("extra_metrics", ())))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_table(out_dir: str | Path, stem: str, payload: dict[str, Any], markdown: str
+                ) -> tuple[Path, Path]:
+    """Write ``stem.json`` and ``stem.md`` into ``out_dir`` (each replaced atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / f"{stem}.json", json.dumps(payload, indent=2) + "\n")
+    _atomic_write(out / f"{stem}.md", markdown)
+    return out / f"{stem}.json", out / f"{stem}.md"

@@ -1,0 +1,63 @@
+"""Temporal language grounding (TLG) with READ-PVLA: moment retrieval and highlight detection on
+QVHighlights-format data, the low-resource transfer experiment (the paper's Table 1) and its
+ablations (Tables 6, 8, 9).
+
+::
+
+    from readpvla.tasks import tlg
+    model, result = tlg.pretrain("crossmodal", out="ckpt/crossmodal")       # source split
+    table = tlg.run_transfer("crossmodal", seeds=(0, 1, 2), out_dir="runs/tlg")  # table1.{json,md}
+    p = tlg.Predictor.from_checkpoint("crossmodal")
+    p.predict(video_feats, "A dog fetches a frisbee.")   # {"windows": [[st, ed, score]], ...}
+
+The parts, as in every task (:mod:`readpvla.tasks`): :mod:`.data` (domains, splits, batches),
+:mod:`.loss` (task loss + lambda x alignment), :mod:`.evaluate` (QVHighlights predictions and
+metrics, :class:`Predictor`), :mod:`.pretrain` (backbones, source pretraining), :mod:`.rows`
+(table rows, learning rates, :class:`TransferSettings`), :mod:`.transfer` (one run, the tables),
+:mod:`.cli` (``readpvla pretrain-tlg`` / ``transfer-tlg``).
+"""
+
+from .cli import pretrain_main, transfer_main
+from .data import (
+    DOMAINS,
+    batches,
+    dataset,
+    default_data_dir,
+    default_source_dir,
+    ensure_source_splits,
+)
+from .evaluate import EXTRA_METRICS, TABLE_METRIC, Predictor, evaluate, predict
+from .loss import LAMBDA, MASS, PVLA_MAX_ITER, PVLA_TOL, TAU, alignment, forward_batch, tlg_loss
+from .pretrain import (
+    BACKBONES,
+    PRETRAIN,
+    build_backbone,
+    check_backbone,
+    default_checkpoint,
+    pretrain,
+)
+from .rows import ABLATIONS, FULL, HPARAMS, QUICK, ROWS, TABLE1_ROWS, TransferSettings, Variant
+from .transfer import (
+    RERUN_TOLERANCE,
+    ROW_TOLERANCE,
+    compare_with_shipped,
+    jobs,
+    run,
+    run_ablations,
+    run_grid,
+    run_one,
+    run_transfer,
+    shipped_table,
+    table_spec,
+)
+
+__all__ = [
+    "ABLATIONS", "BACKBONES", "DOMAINS", "EXTRA_METRICS", "FULL", "HPARAMS", "LAMBDA", "MASS",
+    "PRETRAIN", "PVLA_MAX_ITER", "PVLA_TOL", "QUICK", "RERUN_TOLERANCE", "ROWS", "ROW_TOLERANCE",
+    "TABLE1_ROWS", "TABLE_METRIC", "TAU", "Predictor", "TransferSettings", "Variant", "alignment",
+    "batches", "build_backbone", "check_backbone", "compare_with_shipped", "dataset",
+    "default_checkpoint", "default_data_dir", "default_source_dir", "ensure_source_splits",
+    "evaluate", "forward_batch", "jobs", "predict", "pretrain", "pretrain_main", "run",
+    "run_ablations", "run_grid", "run_one", "run_transfer", "shipped_table", "table_spec",
+    "tlg_loss", "transfer_main",
+]

@@ -1,0 +1,127 @@
+"""The rows of the TLG tables (Table 1 and the ablations of Tables 6, 8, 9), the per-method
+learning rates, and the training budget every row shares.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from readpvla import peft
+
+from .loss import MASS, PVLA_MAX_ITER, PVLA_TOL, TAU
+
+__all__ = ["ABLATIONS", "FULL", "HPARAMS", "QUICK", "ROWS", "TABLE1_ROWS", "TransferSettings",
+           "Variant"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of a table: a PEFT method (key of ``readpvla.peft.METHODS``), overrides of its
+    config, and the alignment loss used in training."""
+
+    label: str
+    method: str
+    peft: tuple[tuple[str, Any], ...] = ()
+    align: str = "none"
+
+    def config(self) -> peft.PeftConfig:
+        """The method's config object."""
+        if self.method not in peft.METHODS:
+            raise ValueError(f"unknown method {self.method!r}; known: {sorted(peft.METHODS)}")
+        return peft.METHODS[self.method](**dict(self.peft))
+
+
+#: every table row (Table 1 and the ablations), by label
+ROWS: dict[str, Variant] = {v.label: v for v in (
+    Variant("Full", "full"),
+    Variant("Partial", "partial"),
+    Variant("Bias", "bias"),
+    Variant("Proj", "proj"),
+    Variant("LoRA", "lora"),
+    Variant("Prompt", "prompt"),
+    Variant("Adapter", "adapter"),
+    Variant("READ", "read"),
+    Variant("READ-PVLA", "read", align="pvla"),
+    # Table 6: alignment ablation (READ + none / VLA / PVLA)
+    Variant("READ-VLA", "read", align="vla"),
+    # Table 8: recurrent cell (READ-PVLA with RNN / GRU / LSTM)
+    Variant("READ-PVLA (GRU)", "read", (("cell", "gru"),), align="pvla"),
+    Variant("READ-PVLA (LSTM)", "read", (("cell", "lstm"),), align="pvla"),
+    # Table 9: distance (pooled distances vs partial OT)
+    Variant("READ-AvgPool-Cosine", "read", align="avg-cosine"),
+    Variant("READ-MaxPool-Cosine", "read", align="max-cosine"),
+    Variant("READ-AvgPool-L2", "read", align="avg-l2"),
+    Variant("READ-MaxPool-L2", "read", align="max-l2"),
+)}
+TABLE1_ROWS = ("Full", "Partial", "Bias", "Proj", "LoRA", "Prompt", "Adapter", "READ",
+               "READ-PVLA")
+#: ablation tables: number -> (title, [(row label shown, variant label)])
+ABLATIONS: dict[int, tuple[str, list[tuple[str, str]]]] = {
+    6: ("Table 6: alignment ablation (READ adapter)",
+        [("No VLA", "READ"), ("VLA", "READ-VLA"), ("PVLA", "READ-PVLA")]),
+    8: ("Table 8: recurrent architecture (READ-PVLA)",
+        [("GRU", "READ-PVLA (GRU)"), ("LSTM", "READ-PVLA (LSTM)"), ("RNN", "READ-PVLA")]),
+    9: ("Table 9: distance method (READ + alignment)",
+        [("AvgPool - Cosine", "READ-AvgPool-Cosine"), ("MaxPool - Cosine", "READ-MaxPool-Cosine"),
+         ("AvgPool - L2", "READ-AvgPool-L2"), ("MaxPool - L2", "READ-MaxPool-L2"),
+         ("Partial OT", "READ-PVLA")]),
+}
+
+#: per-method optimiser settings, the only thing that differs between methods (same epochs,
+#: batch size, patience for all). Each learning rate is the best of {3e-4, 1e-3, 3e-3, 1e-2,
+#: 3e-2, 5e-2, 1e-1} by best-epoch *validation* MR-full-mAP, mean over the 6 domains, seed 0,
+#: crossmodal backbone, QUICK budget (benchmarks/bench_tlg_transfer.py --sweep-lr). READ-PVLA
+#: uses READ's. The same settings serve the momentdetr backbone (not swept separately).
+HPARAMS: dict[str, dict[str, float]] = {
+    "full": {"lr": 3e-4, "weight_decay": 1e-2},
+    "partial": {"lr": 1e-3, "weight_decay": 1e-2},
+    "bias": {"lr": 1e-2, "weight_decay": 0.0},
+    "proj": {"lr": 3e-3, "weight_decay": 0.0},
+    "lora": {"lr": 1e-2, "weight_decay": 1e-2},
+    "prompt": {"lr": 1e-1, "weight_decay": 0.0},
+    "adapter": {"lr": 1e-2, "weight_decay": 1e-2},
+    "read": {"lr": 5e-2, "weight_decay": 1e-2},
+}
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """The training budget shared by every method (and the PVLA settings)."""
+
+    epochs: int = 20            # maximum epochs over the 40 training queries
+    batch_size: int = 8         # queries per step (5 steps per epoch)
+    patience: int | None = 5    # early stopping on the validation split's MR-full-mAP
+    lam: float | None = None    # alignment weight (None: LAMBDA[backbone])
+    mass: float = MASS
+    tau: float = TAU
+    max_iter: int = PVLA_MAX_ITER
+    tol: float = PVLA_TOL
+    lr_scale: float = 1.0       # multiplies every method's learning rate (for sweeps)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "max_iter"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.patience is not None and (isinstance(self.patience, bool)
+                                          or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"patience must be None or a positive integer, got {self.patience!r}")
+        if self.lam is not None and not (self.lam >= 0 and math.isfinite(self.lam)):
+            raise ValueError(f"lam must be None or a finite number >= 0, got {self.lam!r}")
+        if not 0 < self.mass <= 1:
+            raise ValueError(f"mass must be in (0, 1], got {self.mass!r}")
+        for name in ("tau", "lr_scale"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if not self.tol >= 0:
+            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+
+
+QUICK = TransferSettings()
+FULL = TransferSettings(epochs=40, patience=10, max_iter=1000, tol=1e-6)
+
+

@@ -1,0 +1,79 @@
+"""The VLS command lines: ``readpvla pretrain-vls`` and ``readpvla transfer-vls``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from readpvla import cli
+from readpvla.experiment import check_writable
+
+from .pretrain import BACKBONES, PretrainConfig, pretrain
+from .rows import METHODS, TransferConfig
+from .transfer import run_transfer
+
+__all__ = ["main", "pretrain_main", "transfer_main"]
+
+
+def pretrain_main(argv: Sequence[str] | None = None) -> int:
+    """``readpvla pretrain-vls --backbone bart|t5 [--out DIR] [--steps N] ...``"""
+    p = cli.Parser(prog="readpvla pretrain-vls",
+                   description="Pretrain VG-BART / VG-T5 on the synthetic How2 source split.")
+    p.add_argument("--backbone", choices=sorted(BACKBONES), default="bart")
+    p.add_argument("--out", default=None,
+                   help="checkpoint folder (default runs/pretrain-vls/vg_BACKBONE; the shipped "
+                        "one is data_samples/how2/checkpoints/vg_BACKBONE)")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint at --out")
+    p.add_argument("--steps", type=cli.positive_int, default=None,
+                   help="default: PRETRAIN_STEPS[backbone]")
+    p.add_argument("--time-limit", type=cli.positive_float, default=PretrainConfig.time_limit_s)
+    p.add_argument("--seed", type=cli.nonnegative_int, default=0)
+    p.add_argument("--threads", type=cli.positive_int, default=None)
+    p.add_argument("--device", type=cli.device, default="cpu")
+    a = p.parse_args(argv)
+    out = Path(a.out) if a.out else Path("runs") / "pretrain-vls" / f"vg_{a.backbone}"
+    cli.refuse_overwrite(out, "a checkpoint", a.overwrite, p)
+    check_writable(out)  # before training, not after
+    cfg = replace(PretrainConfig(), steps=a.steps, time_limit_s=a.time_limit)
+    pretrain(a.backbone, out, cfg, seed=a.seed, threads=a.threads, device=a.device)
+    return 0
+
+
+def transfer_main(argv: Sequence[str] | None = None) -> int:
+    """``readpvla transfer-vls [--backbone B] [--methods M ...] [--seeds S ...] [--full | --medium]
+    [--out-dir DIR] [--executor local|ray] [--workers N] [--address A] [--resume | --overwrite]``
+    """
+    t = cli.Parser(prog="readpvla transfer-vls",
+                   description="Low-resource VLS transfer over all methods (Tables 4/5).")
+    t.add_argument("--backbone", choices=sorted(BACKBONES), default="bart")
+    t.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    t.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1])
+    budget = t.add_mutually_exclusive_group()
+    budget.add_argument("--full", action="store_true", help="the full protocol instead of quick")
+    budget.add_argument("--medium", action="store_true",
+                        help="the shipped tables' budget (250 steps, greedy, 200 test videos)")
+    t.add_argument("--out-dir", default="runs/vls")
+    t.add_argument("--threads", type=cli.positive_int, default=1,
+                   help="torch threads of the zero-shot scoring (each run uses one)")
+    cli.add_grid_arguments(t)
+    a = t.parse_args(argv)
+    out = Path(a.out_dir)
+    cli.check_grid_arguments(a, t, [out / f"runs_vls_{a.backbone}.jsonl"])
+    check_writable(out)
+    config = TransferConfig.medium() if a.medium else None
+    rep = run_transfer(a.backbone, a.methods, a.seeds, quick=not a.full, config=config, out_dir=out,
+                       threads=a.threads, device=a.device, workers=a.workers,
+                       executor=a.executor, address=a.address, resume=a.resume, progress=True)
+    print(rep["markdown"])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m readpvla.vls pretrain ...`` / ``transfer ...`` (the older spelling of
+    ``readpvla pretrain-vls`` / ``transfer-vls``)."""
+    argv = list(argv) if argv is not None else []
+    if not argv or argv[0] not in ("pretrain", "transfer"):
+        p = cli.Parser(prog="python -m readpvla.vls")
+        p.error("the first argument must be 'pretrain' or 'transfer'")
+    return (pretrain_main if argv[0] == "pretrain" else transfer_main)(argv[1:])
