@@ -3,6 +3,7 @@
     readpvla info                               versions, device, where the data samples are
     readpvla run-notebooks [--out DIR] [--full] execute the notebook series, write the report
     readpvla eval-tlg --pred P.jsonl --gt G.jsonl   QVHighlights metrics (standard brief keys)
+    readpvla eval-retrieval --sim S.npy [--dsl]     text-video retrieval metrics (CLIP4Clip's)
     readpvla pretrain-tlg / transfer-tlg            TLG backbones, Table 1 and ablations
     readpvla pretrain-vls --backbone bart|t5        pretrain a VG backbone (synthetic How2)
     readpvla transfer-vls --backbone bart [--full]  Tables 4/5: every method, ROUGE
@@ -156,6 +157,12 @@ def _eval_tlg(args: argparse.Namespace, rest: list[str]) -> int:
     return tlg_main(rest)
 
 
+def _eval_retrieval(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.metrics.retrieval import retrieval_main
+
+    return retrieval_main(rest)
+
+
 def _pretrain_tlg(args: argparse.Namespace, rest: list[str]) -> int:
     from readpvla.tasks.tlg import pretrain_main
 
@@ -185,6 +192,8 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
     "info": ("versions and device", _info),
     "run-notebooks": ("execute the notebook series headless and write the report", _run_notebooks),
     "eval-tlg": ("QVHighlights moment retrieval / highlight detection metrics", _eval_tlg),
+    "eval-retrieval": ("text-video retrieval R@1/5/10, MdR, MnR (CLIP4Clip's evaluation)",
+                       _eval_retrieval),
     "pretrain-tlg": ("pretrain a TLG backbone on the synthetic source split", _pretrain_tlg),
     "transfer-tlg": ("low-resource TLG transfer, all methods (Table 1) and ablations", _transfer_tlg),
     "pretrain-vls": ("pretrain VG-BART / VG-T5 on the synthetic How2 source split", _pretrain_vls),
