@@ -4,6 +4,8 @@
 - :mod:`~readpvla.backbones.vg`: VG-BART / VG-T5, vision-guided wrappers over ``transformers``.
 - :mod:`~readpvla.backbones.tlg`: the cross-modal TLG transformer of the paper's Section 3.1.
 - :mod:`~readpvla.backbones.moment_detr`: a Moment-DETR-style joint encoder + moment decoder.
+- :mod:`~readpvla.backbones.video_clip`: VideoCLIP, a CLIP4Clip / ViCLIP-style video-text dual
+  encoder over ``transformers``' CLIP classes (frame bag or joint space-time attention).
 - :mod:`~readpvla.backbones.layers`: the layers they share (multi-head attention, FFN, sine positions).
 - :mod:`~readpvla.backbones.checkpoint`: backbone checkpoints (safetensors + JSON).
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("text_encoder", "vg", "tlg", "moment_detr", "layers", "checkpoint")
+_SUBMODULES = ("text_encoder", "vg", "tlg", "moment_detr", "video_clip", "layers", "checkpoint")
 _NAMES = {
     "TextEncoder": "text_encoder",
     "get_text_encoder": "text_encoder",
@@ -30,6 +32,11 @@ _NAMES = {
     "CrossModalTLG": "tlg",
     "CrossModalConfig": "tlg",
     "MomentDETR": "moment_detr",
+    "VideoCLIP": "video_clip",
+    "VideoCLIPConfig": "video_clip",
+    "VideoCLIPOutput": "video_clip",
+    "TowerOutput": "video_clip",
+    "contrastive_loss": "video_clip",
     "load_backbone": "checkpoint",
     "save_backbone": "checkpoint",
 }

