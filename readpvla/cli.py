@@ -7,6 +7,8 @@
     readpvla pretrain-tlg / transfer-tlg            TLG backbones, Table 1 and ablations
     readpvla pretrain-vls --backbone bart|t5        pretrain a VG backbone (synthetic How2)
     readpvla transfer-vls --backbone bart [--full]  Tables 4/5: every method, ROUGE
+    readpvla pretrain-videoclip --temporal frames   pretrain the video CLIP (rendered videos)
+    readpvla transfer-retrieval / transfer-recognition   text-video retrieval, action recognition
 """
 
 from __future__ import annotations
@@ -187,6 +189,24 @@ def _transfer_vls(args: argparse.Namespace, rest: list[str]) -> int:
     return transfer_main(rest)
 
 
+def _pretrain_videoclip(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.tasks.retrieval import pretrain_main
+
+    return pretrain_main(rest)
+
+
+def _transfer_retrieval(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.tasks.retrieval import transfer_main
+
+    return transfer_main(rest)
+
+
+def _transfer_recognition(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.tasks.recognition import transfer_main
+
+    return transfer_main(rest)
+
+
 #: subcommand -> (help, handler); handlers parse their own arguments from ``rest``
 COMMANDS: dict[str, tuple[str, Handler]] = {
     "info": ("versions and device", _info),
@@ -198,6 +218,12 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
     "transfer-tlg": ("low-resource TLG transfer, all methods (Table 1) and ablations", _transfer_tlg),
     "pretrain-vls": ("pretrain VG-BART / VG-T5 on the synthetic How2 source split", _pretrain_vls),
     "transfer-vls": ("low-resource VLS transfer, all methods (Tables 4/5)", _transfer_vls),
+    "pretrain-videoclip": ("pretrain the offline video CLIP on the rendered source split",
+                           _pretrain_videoclip),
+    "transfer-retrieval": ("text-video retrieval transfer on the rendered target domains",
+                           _transfer_retrieval),
+    "transfer-recognition": ("few-shot action recognition on the rendered target domains",
+                             _transfer_recognition),
 }
 
 

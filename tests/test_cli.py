@@ -9,6 +9,7 @@ import pytest
 
 import readpvla.experiment.grid as grid
 import readpvla.tasks.tlg.cli as tlg_cli
+import readpvla.tasks.retrieval.cli as ret_cli
 import readpvla.tasks.vls.cli as vls_cli
 from readpvla import cli
 from readpvla.tasks import tlg, vls
@@ -31,7 +32,7 @@ def no_work(monkeypatch):
         raise AssertionError("work started before the arguments were checked")
 
     monkeypatch.setattr(grid, "run_job", boom)
-    for module in (tlg_cli, vls_cli):
+    for module in (tlg_cli, vls_cli, ret_cli):
         monkeypatch.setattr(module, "pretrain", boom)
     monkeypatch.setattr("readpvla.tasks.vls.transfer.load_backbone", boom)
 
@@ -53,6 +54,13 @@ def no_work(monkeypatch):
     (["transfer-vls", "--methods", "bogus"], "invalid choice"),
     (["run-notebooks", "-p", "typo", "1", "--notebooks", "notebooks"], "unknown parameter(s) typo"),
     (["run-notebooks", "--only", "99"], "no notebooks matching"),
+    (["pretrain-videoclip", "--temporal", "3d"], "invalid choice"),
+    (["pretrain-videoclip", "--epochs", "0"], "must be >= 1"),
+    (["transfer-retrieval", "--rows", "Bogus"], "invalid choice: 'Bogus'"),
+    (["transfer-retrieval", "--domains", "mars"], "invalid choice"),
+    (["transfer-recognition", "--shots", "3"], "invalid choice"),
+    (["transfer-recognition", "--address", "auto"], "--address is for --executor ray"),
+    (["eval-retrieval"], "one of the arguments"),
     (["no-such-command"], "unknown command"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(capsys, no_work, argv, needle):
@@ -84,6 +92,9 @@ def _unwritable(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("argv", [
     ["transfer-tlg", "--device", "cpu", "--out"],
+    ["transfer-retrieval", "--out"],
+    ["transfer-recognition", "--out"],
+    ["pretrain-videoclip", "--out"],
     ["transfer-vls", "--out-dir"],
     ["pretrain-tlg", "--out"],
     ["pretrain-vls", "--out"],
@@ -119,7 +130,7 @@ def test_pretrain_default_out_is_not_the_shipped_checkpoint(capsys, monkeypatch,
     assert "data_samples" not in str(seen["out"])
 
 
-@pytest.mark.parametrize("command", ["pretrain-tlg", "pretrain-vls"])
+@pytest.mark.parametrize("command", ["pretrain-tlg", "pretrain-vls", "pretrain-videoclip"])
 def test_pretrain_refuses_to_overwrite_a_checkpoint(capsys, no_work, tmp_path, command):
     out = tmp_path / "ckpt"
     out.mkdir()

@@ -18,6 +18,9 @@ marks and table files are not here: they live once in :mod:`readpvla.experiment`
 - :mod:`readpvla.tasks.tlg`: temporal language grounding (moment retrieval + highlight
   detection, QVHighlights metrics; the paper's Tables 1, 6, 8, 9).
 - :mod:`readpvla.tasks.vls`: video-language summarisation (VG-BART / VG-T5, ROUGE; Tables 4, 5).
+- :mod:`readpvla.tasks.retrieval`: text-video retrieval with a video CLIP (CLIP4Clip's metrics).
+- :mod:`readpvla.tasks.recognition`: action recognition by video-text similarity to class
+  prompts (zero-shot, few-shot, base-to-novel).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["tlg", "vls"]
+__all__ = ["recognition", "retrieval", "tlg", "vls"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,86 @@
+"""Recognition data: the rendered benchmark's class list, label files, few-shot training sets,
+base/novel and zero-shot class splits, class prompts.
+
+A class is recognised by video-text similarity to its prompt ("a video of {class}", CLIP-style).
+Splits: ``{domain}_train`` / ``{domain}_test`` per target domain (``flat``, ``noisy``, ``dark``;
+24 classes, 9 of them order-only pairs), K-shot subsets ``fewshot/{domain}_K{K}_seed{s}`` of the
+training split (K = 2, 4, 8, 16; seeds 0-2), base/novel splits (3 seeds; each order-only pair on
+one side), and the zero-shot classes the source split never shows. Test splits and class files
+ship in ``data_samples/rendered``; the rest is generated into the cache on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from readpvla.data import rendered
+from readpvla.data.videotext import RecognitionData, load_recognition
+
+from ..retrieval.data import frames_tensor
+
+__all__ = ["DOMAINS", "PAIRS", "TEMPLATE", "TrainBatches", "data_root", "dataset", "prompts"]
+
+DOMAINS = tuple(rendered.DOMAINS)
+#: the prompt a class name goes into (CLIP's zero-shot habit)
+TEMPLATE = "a video of {}"
+#: each order-only class and its reverse partner (the same frames played backwards)
+PAIRS: dict[str, str] = {a.name: rendered.action(a.reverse).name
+                         for a in rendered.ACTIONS if getattr(a, "order_only", False)}
+
+
+def data_root(split: str | None = None, root: str | Path | None = None) -> Path:
+    """Where ``split`` lives: ``root`` if given; the shipped ``data_samples/rendered`` if it holds
+    the split's label file; else the generated cache (:func:`rendered.ensure`)."""
+    if root is not None:
+        return Path(root)
+    shipped = rendered.shipped_dir()
+    if split is not None and (shipped / "recognition" / f"{split}.txt").is_file():
+        return shipped
+    return rendered.ensure(quiet=True)
+
+
+_DATA: dict[tuple[str, str], RecognitionData] = {}
+
+
+def dataset(split: str, root: str | Path | None = None) -> RecognitionData:
+    """``load_recognition`` of ``split`` (frames cached in memory), loaded once per process."""
+    where = data_root(split, root)
+    key = (str(where), split)
+    if key not in _DATA:
+        _DATA[key] = load_recognition(where, split)
+    return _DATA[key]
+
+
+def prompts(classes: Sequence[str], template: str = TEMPLATE) -> list[str]:
+    """The class prompts, ``template.format(class)`` each."""
+    if "{}" not in template:
+        raise ValueError(f"template must hold '{{}}' where the class name goes, got {template!r}")
+    return [template.format(c) for c in classes]
+
+
+class TrainBatches:
+    """Classification batches: each pass a seeded permutation of the videos in ``batch_size``
+    batches (the last one may be smaller); yields ``{"frames" [B, T, 3, H, W], "labels" [B]}``."""
+
+    def __init__(self, data: RecognitionData, batch_size: int, seed: int = 0) -> None:
+        if len(data) == 0:
+            raise ValueError(f"split {data.split!r} has no video")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.data, self.batch_size = data, batch_size
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.data) // self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        order = self.rng.permutation(len(self.data)).tolist()
+        for pos in range(0, len(order), self.batch_size):
+            idx = order[pos: pos + self.batch_size]
+            yield {"frames": frames_tensor(self.data, idx),
+                   "labels": torch.as_tensor(self.data.labels[idx], dtype=torch.long)}
