@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import readpvla.experiment.grid as grid
-import readpvla.tasks.tlg.cli as tlg_cli
 import readpvla.tasks.retrieval.cli as ret_cli
+import readpvla.tasks.tlg.cli as tlg_cli
 import readpvla.tasks.vls.cli as vls_cli
 from readpvla import cli
 from readpvla.tasks import tlg, vls
