@@ -6,6 +6,11 @@ supports prompts by implementing ``readpvla_prompt_slots() -> {"video": d, "text
 its ``forward``, prepending ``self.readpvla_prompts[slot]`` (``[n_tokens, d]``) to that input when
 the attribute is set (extending the masks with True and dropping the prompt positions from
 per-token outputs). readpvla's TLG backbones and VG-BART / VG-T5 do.
+
+``slots`` picks which of the declared slots get prompts (default: all of them). On the video CLIP
+``slots=("video",)`` is visual prompt tuning (VPT, Jia et al. 2022: prompts in the image tower
+only) and ``slots=("text",)`` is CoOp (Zhou et al. 2022: learned context tokens on the text side
+only; CoOp puts them before the class name, here after the first token like every text prompt).
 """
 
 from __future__ import annotations
@@ -20,12 +25,17 @@ from ..config import PeftConfig, check_positive_int
 
 @dataclass
 class PromptConfig(PeftConfig):
-    """``n_tokens`` learnable prompt vectors per input slot (video and text)."""
+    """``n_tokens`` learnable prompt vectors per input slot (default: every slot the backbone
+    declares; ``slots`` picks some)."""
 
     #: prompt tokens per slot
     n_tokens: int = 10
     #: std of the normal initialisation
     init_std: float = 0.02
+    #: the slots that get prompts (names from the backbone's ``readpvla_prompt_slots()``, e.g.
+    #: ``("video",)`` for VPT, ``("text",)`` for CoOp); None = every declared slot. A list (as
+    #: the JSON config stores it) is accepted and kept as a tuple.
+    slots: tuple[str, ...] | None = None
 
     method = "prompt"
 
@@ -33,6 +43,14 @@ class PromptConfig(PeftConfig):
         check_positive_int("n_tokens", self.n_tokens)
         if not isinstance(self.init_std, int | float) or not self.init_std > 0:
             raise ValueError(f"init_std must be > 0, got {self.init_std!r}")
+        if self.slots is not None:
+            if isinstance(self.slots, str) or not isinstance(self.slots, list | tuple) \
+                    or not self.slots or not all(isinstance(s, str) for s in self.slots):
+                raise ValueError(f"slots must be None or a non-empty sequence of slot names, "
+                                 f"got {self.slots!r}")
+            if len(set(self.slots)) != len(self.slots):
+                raise ValueError(f"slots must not repeat a name, got {self.slots!r}")
+            self.slots = tuple(self.slots)
 
     def inject(self, model: nn.Module) -> None:
         slots_fn = getattr(model, "readpvla_prompt_slots", None)
@@ -44,6 +62,12 @@ class PromptConfig(PeftConfig):
                 "text-only models."
             )
         slots = slots_fn()
+        if self.slots is not None:
+            unknown = [s for s in self.slots if s not in slots]
+            if unknown:
+                raise ValueError(f"unknown prompt slot(s) {unknown} for {type(model).__name__}; "
+                                 f"it declares {sorted(slots)}")
+            slots = {s: slots[s] for s in self.slots}
         ref = next(iter(model.parameters()), None)
         factory = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
         prompts = nn.ParameterDict()
