@@ -66,6 +66,7 @@ from torch import Tensor, nn
 
 from readpvla.backbones.checkpoint import register_backbone, state_fingerprint
 from readpvla.peft.layout import token_layout
+from readpvla.peft.rap.layer import RAPContext
 
 __all__ = ["MINILM", "OFFLINE_VISION", "TEMPORAL", "TowerOutput", "VideoCLIP", "VideoCLIPConfig",
            "VideoCLIPOutput", "contrastive_loss"]
@@ -417,6 +418,19 @@ class VideoCLIP(nn.Module):
         of every text."""
         return {"video": self.vision_width, "text": self.text_width}
 
+    def readpvla_rap_slots(self) -> dict[str, int]:
+        """RAP protocol (:mod:`readpvla.peft.rap`): T frames, N patches per frame, the video
+        tower's blocks and both towers' widths."""
+        for i, layer in enumerate(self.vision_model.encoder.layers):
+            attn = getattr(layer, "self_attn", None)
+            if not all(isinstance(getattr(attn, n, None), nn.Module) for n in ("k_proj", "v_proj")):
+                raise ValueError(f"RAP warps the keys and values of each video block; block {i} "
+                                 "has no self_attn.k_proj / v_proj")
+        n = (int(self.vision_model.config.image_size) // int(self.vision_model.config.patch_size)) ** 2
+        return {"frames": int(self.config.num_frames), "patches": n,
+                "layers": len(self.vision_model.encoder.layers),
+                "vision_width": self.vision_width, "text_width": self.text_width}
+
     def readpvla_external_weights(self) -> dict[str, dict[str, Any]]:
         """Submodules whose weights come from elsewhere and are not stored in checkpoints."""
         if not isinstance(self.config.text, str):
@@ -462,12 +476,23 @@ class VideoCLIP(nn.Module):
 
     # -- the video side ------------------------------------------------------------------------
     def video_tower(self, frames: Tensor, frame_mask: Tensor | None = None,
-                    hidden: bool = False) -> TowerOutput:
+                    hidden: bool = False, texts: Tensor | None = None) -> TowerOutput:
         """The video side: unit embeddings, projected frames, frame mask and (``hidden``) the
-        frames' CLS state after every block (see the module docstring for both variants)."""
+        frames' CLS state after every block (see the module docstring for both variants).
+        ``texts [M, D]``: unit embeddings of the candidate sentences RAP's patch selection
+        picks from (ignored without RAP)."""
         mask_v = self._check_frames(frames, frame_mask)  # (B, T)
         vm = self.vision_model
         b, t = frames.shape[:2]
+        rap = getattr(self, "readpvla_rap", None)
+        if rap is not None:
+            rap.check_frames(t)
+            real = mask_v.sum(1)  # (B,)
+            if not bool((mask_v == (torch.arange(t, device=mask_v.device)[None] < real[:, None])).all()):
+                raise ValueError("RAP needs each video's real frames first (frame_mask True then "
+                                 "False), as its modulation and offsets index frames by position")
+            if texts is not None:
+                texts = self._check_candidates(texts)
         x = vm.embeddings(frames.flatten(0, 1))  # (B*T, 1+N, d)  CLS + patches + positions
         prompts = self._prompts("video", x)
         if prompts is not None:
@@ -482,10 +507,21 @@ class VideoCLIP(nn.Module):
                 bias = _additive(keys, x.dtype)  # (B, 1, 1, T*P)
         x = vm.pre_layrnorm(x)
         layers = []
+        if rap is not None:  # RAP: LoRM before each block, ASA in its attention
+            n = p - (1 + (0 if prompts is None else prompts.shape[1]))
+            ctx = RAPContext(b, t, p, p - n, real, texts,
+                             lambda h: self.visual_projection(vm.post_layernorm(h)))
+            rap.last_selection = {}
+
+            def run(layer: nn.Module, h: Tensor, i: int) -> Tensor:
+                return rap.video_layer(i, layer, h, ctx, lambda m, u: _run_layer(m, u, bias))
+        else:
+            def run(layer: nn.Module, h: Tensor, i: int) -> Tensor:
+                return _run_layer(layer, h, bias)
         # READ recurs along the frames: per (video, position p) over t = 0..T-1
         with token_layout(vm, grid=(t, p), frame_mask=None if bool(mask_v.all()) else mask_v):
-            for layer in vm.encoder.layers:
-                x = _run_layer(layer, x, bias)  # (B*T, P, d) or (B, T*P, d)
+            for i, layer in enumerate(vm.encoder.layers):
+                x = run(layer, x, i)  # (B*T, P, d) or (B, T*P, d)
                 if hidden:
                     layers.append(x.reshape(b, t, p, d)[:, :, 0])  # (B, T, d) frame CLS
         cls = vm.post_layernorm(x.reshape(b, t, p, d)[:, :, 0])  # (B, T, d)
@@ -519,6 +555,9 @@ class VideoCLIP(nn.Module):
                 h, pooled, layers = self._hf_text(x, mask, n, hidden)
         drop = (lambda s: torch.cat([s[:, :1], s[:, 1 + n:]], 1)) if n else (lambda s: s)
         h_l = self.text_projection(drop(h))  # (B, L, D)
+        rap = getattr(self, "readpvla_rap", None)
+        if rap is not None:
+            pooled = rap.modulate_text(pooled)  # RAP Eq. 3 on the sentence feature
         text = F.normalize(self.text_projection(pooled), dim=-1)  # (B, D)
         return TowerOutput(text, h_l, mask_l, tuple(drop(s) for s in layers))
 
@@ -570,9 +609,22 @@ class VideoCLIP(nn.Module):
         return h, pooled, layers
 
     # -- public encoders -------------------------------------------------------------------
-    def encode_video(self, frames: Tensor, frame_mask: Tensor | None = None) -> Tensor:
-        """Unit video embeddings ``[B, D]`` (see the module docstring for both variants)."""
-        return self.video_tower(frames, frame_mask).embeds
+    def encode_video(self, frames: Tensor, frame_mask: Tensor | None = None,
+                     texts: Tensor | None = None) -> Tensor:
+        """Unit video embeddings ``[B, D]`` (see the module docstring for both variants).
+        ``texts [M, D]``: the candidate sentences' unit embeddings, which RAP's text-conditioned
+        patch selection needs (at test time: all test sentences); ignored without RAP."""
+        return self.video_tower(frames, frame_mask, texts=texts).embeds
+
+    def _check_candidates(self, texts: Tensor) -> Tensor:
+        d = int(self.config.projection_dim)
+        if not isinstance(texts, Tensor) or texts.dim() != 2 or texts.shape[1] != d \
+                or texts.shape[0] == 0 or not texts.dtype.is_floating_point:
+            raise ValueError(f"texts must be a float [M, {d}] tensor of candidate sentence "
+                             f"embeddings (M >= 1), got {_desc(texts)}")
+        if not bool(torch.isfinite(texts).all()):
+            raise ValueError("texts holds NaN or inf")
+        return F.normalize(texts.detach(), dim=-1)
 
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Unit text embeddings ``[B, D]``."""
@@ -587,8 +639,9 @@ class VideoCLIP(nn.Module):
             :class:`VideoCLIPOutput`; ``loss`` (symmetric InfoNCE, text i matches video i) when
             ``return_loss``.
         """
-        video = self.video_tower(frames, frame_mask, output_hidden_states)
         text = self.text_tower(input_ids, attention_mask, output_hidden_states)
+        # the batch's sentences are RAP's candidates (Eq. 5); ignored without RAP
+        video = self.video_tower(frames, frame_mask, output_hidden_states, texts=text.embeds)
         # exp(s), capped at 100 as CLIP's training clips it (equal to CLIPModel's below the cap)
         scale = self.logit_scale.exp().clamp(max=100.0)
         logits_per_text = scale * text.embeds @ video.embeds.t()  # (B_t, B_v)

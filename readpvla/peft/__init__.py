@@ -10,7 +10,8 @@
     model = rp.peft.load_adapter(fresh_backbone, "my_adapter")
 
 One folder (or file) per method holds its config and layer: ``read/``, ``adapter/`` (Houlsby),
-``lora/`` (through the ``peft`` library), ``prompt/``, and ``selective.py`` (Full, Partial,
+``lora/`` (through the ``peft`` library), ``prompt/``, ``rap/`` (RAP, for video-text dual
+encoders), and ``selective.py`` (Full, Partial,
 BitFit, Proj). ``recipes.py`` says where each architecture's FFNs are; ``mapping.py`` applies,
 counts, saves and loads; ``layout.py`` tells READ where padding and modalities are;
 ``safeio.py`` writes checkpoint files atomically and reads their headers before their tensors.
@@ -38,6 +39,7 @@ from .mapping import (
     save_adapter,
 )
 from .prompt import PromptConfig
+from .rap import RAPConfig
 from .read import READConfig, READLayer
 from .recipes import HF_RECIPES, block_lists, find_modules
 from .selective import BitFitConfig, FullConfig, PartialConfig, ProjConfig
@@ -52,6 +54,7 @@ METHODS: dict[str, type[PeftConfig]] = {
     "prompt": PromptConfig,
     "adapter": AdapterConfig,
     "read": READConfig,
+    "rap": RAPConfig,
 }
 
 __all__ = [
@@ -67,6 +70,7 @@ __all__ = [
     "PeftConfig",
     "ProjConfig",
     "PromptConfig",
+    "RAPConfig",
     "READConfig",
     "READLayer",
     "TokenLayout",
