@@ -143,8 +143,20 @@ def test_recipe_finds_every_ffn_and_head(kind):
         assert sorted(rp.peft.block_lists(model)) == ["decoder.layers", "encoder.layers"]
 
 
+# RAP needs a video-text dual encoder (frames and patches): it refuses these backbones by name
+GENERIC = sorted(m for m in rp.peft.METHODS if m != "rap")
+
+
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("method", sorted(rp.peft.METHODS))
+def test_rap_refuses_a_backbone_without_frames_and_patches(kind):
+    backbone = tiny(kind)
+    with pytest.raises(ValueError, match="readpvla_rap_slots"):
+        rp.peft.apply(backbone, rp.peft.RAPConfig())
+    assert not hasattr(backbone, "readpvla_config")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", GENERIC)
 def test_every_method_applies_and_trains(kind, method):
     backbone = tiny(kind)
     backbone.train()
