@@ -14,7 +14,7 @@ from readpvla.experiment import check_writable
 from .data import DOMAINS
 from .pretrain import PRETRAIN, TEMPORAL, pretrain
 from .rows import QUICK, ROWS, TABLE_ROWS
-from .transfer import run_transfer
+from .transfer import FACTORS, run_transfer, select_lr
 
 __all__ = ["pretrain_main", "transfer_main"]
 
@@ -47,7 +47,12 @@ def pretrain_main(argv: list[str] | None = None) -> int:
 
 def transfer_main(argv: list[str] | None = None) -> int:
     """``readpvla transfer-retrieval [--temporal T] [--rows R ...] [--domains D ...]
-    [--seeds S ...] [--out DIR] [--dsl] [--executor local|ray] ...``"""
+    [--seeds S ...] [--out DIR] [--dsl] [--select-lr | --lrs FILE] [--executor local|ray] ...``
+
+    ``--select-lr`` first runs the learning-rate protocol (:func:`~.transfer.select_lr`: base x
+    ``--lr-factors`` per row on ``--lr-domain``'s validation hold-out, written to
+    ``OUT/lr_selection_TEMPORAL.json``), then the table at the chosen rates; ``--lrs FILE`` uses
+    a stored selection; ``--select-lr-only`` stops after the selection."""
     ap = cli.Parser(prog="readpvla transfer-retrieval",
                     description="Text-video retrieval transfer on the rendered target domains.")
     ap.add_argument("--temporal", choices=TEMPORAL, default="frames")
@@ -60,14 +65,41 @@ def transfer_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/retrieval")
     ap.add_argument("--checkpoint", type=cli.existing_dir,
                     help="video CLIP checkpoint (default the shipped one of --temporal)")
+    lr = ap.add_mutually_exclusive_group()
+    lr.add_argument("--select-lr", action="store_true",
+                    help="choose each row's learning rate on a validation hold-out first "
+                         "(writes OUT/lr_selection_TEMPORAL.json), then run the table with them")
+    lr.add_argument("--select-lr-only", action="store_true",
+                    help="only run the learning-rate selection")
+    lr.add_argument("--lrs", metavar="FILE", help="use the learning rates of a stored selection "
+                                         "(lr_selection_TEMPORAL.json)")
+    ap.add_argument("--lr-domain", choices=list(DOMAINS), default="flat",
+                    help="the domain whose training split holds the validation hold-out")
+    ap.add_argument("--lr-factors", nargs="+", type=cli.positive_float, default=list(FACTORS),
+                    metavar="F", help="multiples of each row's base rate to try "
+                                      "(default 1/3 1 3)")
     cli.add_grid_arguments(ap)
     a = ap.parse_args(argv)
     out = Path(a.out)
-    cli.check_grid_arguments(a, ap, [out / f"runs_retrieval_{a.temporal}.jsonl"])
+    selecting = a.select_lr or a.select_lr_only
+    cli.check_grid_arguments(a, ap, ([] if a.select_lr_only
+                                     else [out / f"runs_retrieval_{a.temporal}.jsonl"])
+                             + ([out / f"runs_lr_selection_{a.temporal}.jsonl"]
+                                if selecting else []))
     check_writable(out)
-    run_transfer(a.temporal, a.rows, a.domains, a.seeds, out, a.device,
-                 settings=replace(QUICK, epochs=a.epochs, dsl=a.dsl), checkpoint=a.checkpoint,
-                 workers=a.workers, executor=a.executor, address=a.address, resume=a.resume,
-                 verbose=True)
+    settings = replace(QUICK, epochs=a.epochs, dsl=a.dsl)
+    grid = {"checkpoint": a.checkpoint, "workers": a.workers, "executor": a.executor,
+            "address": a.address, "resume": a.resume, "verbose": True}
+    lrs = a.lrs
+    if selecting:
+        sel = select_lr(a.temporal, a.rows, a.lr_domain, a.lr_factors, 0, out, a.device,
+                        settings=settings, **grid)
+        print(json.dumps({"lr_selection": str(out / f"lr_selection_{a.temporal}.json"),
+                          "lrs": sel["lrs"]}, indent=2))
+        if a.select_lr_only:
+            return 0
+        lrs = sel["lrs"]
+    run_transfer(a.temporal, a.rows, a.domains, a.seeds, out, a.device, settings=settings,
+                 lrs=lrs, **grid)
     print((out / f"retrieval_{a.temporal}.md").read_text(encoding="utf-8"))
     return 0

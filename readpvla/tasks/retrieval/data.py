@@ -3,7 +3,9 @@
 Splits (:mod:`readpvla.data.rendered`): ``source_train`` (2400 videos x 5 captions, pretraining)
 and ``source_test``; per target domain (``flat``, ``noisy``, ``dark``: the style shifts)
 ``{domain}_train`` (480 videos x 5 captions) and ``{domain}_test`` (192 videos x 1 caption, the
-1k-A protocol scaled down). The test splits ship in ``data_samples/rendered``; the others are
+1k-A protocol scaled down). For choosing learning rates, :func:`train_val` carves a fixed,
+seeded hold-out of 96 of a domain's 480 training videos (``{domain}_val``; the remaining 384 are
+``{domain}_trainval``): the test split is never looked at to choose anything. The test splits ship in ``data_samples/rendered``; the others are
 generated into the cache on first use (:func:`readpvla.data.rendered.ensure`, ~9 s on 2 cores).
 A real MSR-VTT drops in through :func:`readpvla.data.videotext.load_retrieval`.
 """
@@ -22,7 +24,8 @@ from readpvla.data import rendered
 from readpvla.data.video import clip_normalize
 from readpvla.data.videotext import RetrievalData, load_retrieval
 
-__all__ = ["DOMAINS", "TrainBatches", "data_root", "dataset", "frames_tensor"]
+__all__ = ["DOMAINS", "N_VAL", "TrainBatches", "data_root", "dataset", "frames_tensor", "subset",
+           "train_val", "val_indices"]
 
 #: the target domains (style shifts) of the rendered benchmark
 DOMAINS = tuple(rendered.DOMAINS)
@@ -49,6 +52,51 @@ def dataset(split: str, root: str | Path | None = None) -> RetrievalData:
     if key not in _DATA:
         _DATA[key] = load_retrieval(where, split)
     return _DATA[key]
+
+
+#: videos held out of a target domain's training split for validation (of 480)
+N_VAL = 96
+
+
+def subset(data: RetrievalData, indices: Sequence[int], split: str) -> RetrievalData:
+    """The videos ``indices`` of ``data`` (in that order) with all their captions, as a
+    :class:`~readpvla.data.videotext.RetrievalData` named ``split`` (frames already read are
+    shared, not read again)."""
+    idx = [int(i) for i in indices]
+    if len(set(idx)) != len(idx) or any(not 0 <= i < len(data) for i in idx):
+        raise ValueError(f"indices must be distinct video indices of {data.split!r} "
+                         f"(0..{len(data) - 1})")
+    caps = [(j, new) for new, i in enumerate(idx) for j in data.captions_of(i)]
+    out = RetrievalData(
+        split=split, annotation_file=data.annotation_file,
+        video_ids=[data.video_ids[i] for i in idx], video_paths=[data.video_paths[i] for i in idx],
+        domains=[data.domains[i] for i in idx], captions=[data.captions[j] for j, _ in caps],
+        caption_video=np.asarray([new for _, new in caps], dtype=np.int64),
+        sen_ids=[data.sen_ids[j] for j, _ in caps], num_frames=data.num_frames, size=data.size,
+        cache=data.cache)
+    out._frames.update({new: data._frames[i] for new, i in enumerate(idx) if i in data._frames})
+    return out
+
+
+def val_indices(n: int, n_val: int = N_VAL, seed: int = 0) -> list[int]:
+    """The held-out video indices (sorted) of a training split of ``n`` videos: a seeded random
+    choice of ``n_val`` (numpy ``default_rng(seed)``), the same on every machine."""
+    if isinstance(n_val, bool) or not isinstance(n_val, int) or not 0 < n_val < n:
+        raise ValueError(f"n_val must be an integer in [1, {n - 1}] for {n} videos, got {n_val!r}")
+    return sorted(np.random.default_rng(seed).choice(n, size=n_val, replace=False).tolist())
+
+
+def train_val(domain: str, root: str | Path | None = None, n_val: int = N_VAL, seed: int = 0
+              ) -> tuple[RetrievalData, RetrievalData]:
+    """``({domain}_trainval, {domain}_val)``: the domain's training split without / with only
+    the :func:`val_indices` hold-out (``n_val`` of its videos, every caption of each). The
+    learning-rate protocol (:func:`~.transfer.select_lr`) trains on the first and scores the
+    second; the tables still train on the whole training split."""
+    train = dataset(f"{domain}_train", root)
+    held = val_indices(len(train), n_val, seed)
+    gone = set(held)
+    keep = [i for i in range(len(train)) if i not in gone]
+    return subset(train, keep, f"{domain}_trainval"), subset(train, held, f"{domain}_val")
 
 
 def frames_tensor(data: Any, indices: Sequence[int]) -> Tensor:

@@ -4,23 +4,36 @@ A run (:func:`run_one`; :func:`run` for a :class:`~readpvla.experiment.Job`) app
 method to a fresh copy of the pretrained video CLIP (under the seed), fine-tunes it with the
 symmetric InfoNCE on a target domain's training split (480 videos, one of 5 captions each per
 pass), and scores that domain's test split (192 videos, one caption each: the 1k-A protocol
-scaled down) with CLIP4Clip's text-to-video and video-to-text metrics. A table is the grid of
-rows x domains x seeds, run and summarised by :mod:`readpvla.experiment`.
+scaled down) with CLIP4Clip's text-to-video and video-to-text metrics, and the order-only pairs
+(:func:`~.evaluate.order_pairs`). A table is the grid of rows x domains x seeds, run and
+summarised by :mod:`readpvla.experiment`.
+
+**Learning rates: one protocol** (:func:`select_lr`). For each row, train at its base rate
+(:data:`~.rows.HPARAMS`) x each of ``factors`` (default 1/3, 1, 3) on one target domain's
+training split minus a fixed hold-out of 96 of its 480 videos (``TransferSettings.n_val``;
+:func:`~.data.train_val`, seeded, the same on every machine), with the table's budget and
+seed 0, and score text-to-video R@1 on the hold-out; the row's rate is the best one (a tie goes to the smaller rate). The test splits
+are never used to choose. The chosen rates go into ``lr_selection_<temporal>.json``; the table
+(:func:`run_transfer` with ``lrs=``) then trains every row at its chosen rate on all 480
+training videos and records the rates in its JSON.
 
 ::
 
     from readpvla.tasks import retrieval
-    table = retrieval.run_transfer("frames", seeds=(0, 1, 2), out_dir="runs/retrieval")
+    sel = retrieval.select_lr("frames", out_dir="runs/retrieval")           # the protocol
+    table = retrieval.run_transfer("frames", seeds=(0, 1, 2), out_dir="runs/retrieval",
+                                   lrs=sel["lrs"])
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +44,17 @@ from readpvla import experiment as ex
 from readpvla import ot, peft
 from readpvla.train import fit
 
-from .data import DOMAINS, TrainBatches, data_root, dataset
+from .data import DOMAINS, TrainBatches, data_root, dataset, train_val
 from .evaluate import EXTRA_METRICS, TABLE_METRIC, evaluate
-from .loss import retrieval_loss
+from .loss import describe_loss, loss_fn
 from .pretrain import TEMPORAL, default_checkpoint, load
-from .rows import HPARAMS, QUICK, ROWS, TABLE_ROWS, Row, TransferSettings
+from .rows import HPARAMS, QUICK, ROWS, TABLE_ROWS, Row, TransferSettings, row_key
 
-__all__ = ["jobs", "run", "run_one", "run_transfer", "table_spec"]
+__all__ = ["FACTORS", "jobs", "load_lrs", "lr_jobs", "run", "run_one", "run_transfer",
+           "select_lr", "table_spec"]
+
+#: the learning-rate protocol's multiples of each row's base rate
+FACTORS = (1 / 3, 1.0, 3.0)
 
 
 def run_one(backbone: nn.Module, row: Row | str, domain: str, seed: int,
@@ -45,37 +62,54 @@ def run_one(backbone: nn.Module, row: Row | str, domain: str, seed: int,
             device: str | torch.device = "cpu", return_model: bool = False) -> dict[str, Any]:
     """Fine-tune one row on one target domain with one seed; evaluate on the domain's test split.
 
+    With ``settings.validation`` (the learning-rate protocol, :func:`select_lr`) it trains on the
+    domain's training split minus its hold-out and scores the hold-out (``{domain}_val``, no
+    order pairs); otherwise it trains on the whole training split and scores the test split,
+    order pairs included (the recognition labels of the same test videos).
+
     Returns:
         A record: ``row``, ``method``, ``split`` (the domain), ``seed``, ``params``,
-        ``trainable``, ``total``, ``test`` (metrics), ``per_item`` (per-caption text-to-video
-        R@1 hits, for paired tests), ``epochs_run``, ``seconds``; ``model`` with
-        ``return_model``.
+        ``trainable``, ``total``, ``loss`` (what it trained with, e.g. ``"infonce"``),
+        ``lr``, ``weight_decay``, ``eval_split``, ``test`` (metrics on ``eval_split``:
+        retrieval and ``order_pairs``), ``per_item`` (per-caption text-to-video R@1 hits and
+        per-video order-pair hits, for paired tests), ``epochs_run``, ``seconds``; ``model``
+        with ``return_model``.
     """
     r = ROWS[row] if isinstance(row, str) else row
     if domain not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; known: {list(DOMAINS)}")
     t0 = time.perf_counter()
-    test = dataset(f"{domain}_test", root)
+    labels = None
+    if settings.validation:
+        train, test = train_val(domain, root, settings.n_val)
+    else:
+        from readpvla.tasks.recognition.data import dataset as recognition_dataset
+
+        train, test = None, dataset(f"{domain}_test", root)
+        labels = recognition_dataset(f"{domain}_test", root)
     torch.manual_seed(seed)
     model = copy.deepcopy(backbone)
     epochs = 0
+    lr = wd = None
     if r.method is not None:
         model = peft.apply(model, r.config())
-        hp = HPARAMS[r.method]
-        train = dataset(f"{domain}_train", root)
+        lr, wd = settings.lr(r), settings.weight_decay(r)
+        train = train if train is not None else dataset(f"{domain}_train", root)
         batches = TrainBatches(train, model.tokenize, settings.batch_size, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ot.ConvergenceWarning)
-            res = fit(model.to(device), retrieval_loss, batches, epochs=settings.epochs,
-                      lr=hp["lr"] * settings.lr_scale, weight_decay=hp["weight_decay"],
-                      seed=seed, device=device, warmup_steps=settings.warmup_steps,
-                      schedule="cosine", progress=False, desc=f"{r.label} {domain}")
+            res = fit(model.to(device), loss_fn(r.align, r.lam), batches, epochs=settings.epochs,
+                      lr=lr, weight_decay=wd, seed=seed, device=device,
+                      warmup_steps=settings.warmup_steps, schedule="cosine", progress=False,
+                      desc=f"{r.label} {domain}")
         epochs = res.epochs_run
     count = peft.count_parameters(model) if r.method is not None else \
         peft.ParamCount(0, peft.count_parameters(model).total)
-    metrics = evaluate(model.to(device), test, dsl=settings.dsl, per_item=True)
+    metrics = evaluate(model.to(device), test, dsl=settings.dsl, per_item=True, labels=labels)
     record = {"row": r.label, "method": r.method, "split": domain, "seed": seed,
               "params": str(count), "trainable": count.trainable, "total": count.total,
+              "loss": describe_loss(r.align, r.lam) if r.method is not None else None,
+              "lr": lr, "weight_decay": wd, "eval_split": test.split,
               "test": {k: v for k, v in metrics.items() if k != "per_item"},
               "per_item": metrics["per_item"], "epochs_run": epochs,
               "seconds": round(time.perf_counter() - t0, 3)}
@@ -93,7 +127,9 @@ def run(job: ex.Job) -> dict[str, Any]:
     once per process)."""
     if job.checkpoint not in _BACKBONES:
         _BACKBONES[job.checkpoint] = load(checkpoint=job.checkpoint)
-    rec = run_one(_BACKBONES[job.checkpoint], job.row, job.split, job.seed, job.settings,
+    # a learning-rate protocol job's split is "<domain> lr=<lr>" (select_lr's grid)
+    domain = job.split.split(" ", 1)[0]
+    rec = run_one(_BACKBONES[job.checkpoint], job.row, domain, job.seed, job.settings,
                   job.data_dir, job.device)
     return {k: v for k, v in rec.items() if k not in ("row", "split", "seed")}
 
@@ -119,14 +155,116 @@ def jobs(temporal: str, rows: Sequence[str], domains: Sequence[str], seeds: Sequ
             for d in domains for s in seeds for r in rows]
 
 
+def _lr_split(domain: str, lr: float) -> str:
+    return f"{domain} lr={lr:.4g}"
+
+
+def lr_jobs(temporal: str, rows: Sequence[str] | None = None, domain: str = "flat",
+            factors: Sequence[float] = FACTORS, seed: int = 0,
+            settings: TransferSettings = QUICK, root: str | Path | None = None,
+            checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
+            ) -> list[ex.Job]:
+    """The learning-rate protocol's grid (:func:`select_lr`): per row with a method (Zero-shot
+    has nothing to train) and per factor, one job on ``domain`` with ``settings.validation`` and
+    that row's rate ``base x factor`` in ``settings.lrs``; its split is ``"<domain> lr=<lr>"``
+    (so the keys stay unique)."""
+    rows = [r for r in (rows if rows is not None else TABLE_ROWS)
+            if r not in ROWS or ROWS[r].method is not None]
+    factors = [float(f) for f in factors]
+    if not factors or any(not f > 0 for f in factors) or len(set(factors)) != len(factors):
+        raise ValueError(f"factors must be distinct numbers > 0, got {factors}")
+    base = jobs(temporal, rows, [domain], [seed], settings, root, checkpoint, device)
+    out = []
+    for j in base:
+        r = ROWS[j.row]
+        base_lr = HPARAMS[row_key(r)]["lr"] * settings.lr_scale
+        for f in factors:
+            lr = base_lr * f
+            s = replace(settings, validation=True, lrs=((r.label, lr),))
+            out.append(replace(j, split=_lr_split(domain, lr), settings=s))
+    return out
+
+
+def select_lr(temporal: str = "frames", rows: Sequence[str] | None = None, domain: str = "flat",
+              factors: Sequence[float] = FACTORS, seed: int = 0,
+              out_dir: str | Path = "runs/retrieval", device: str | torch.device = "cpu", *,
+              settings: TransferSettings = QUICK, root: str | Path | None = None,
+              checkpoint: str | Path | None = None, workers: int = 1, executor: str = "local",
+              address: str | None = None, resume: bool = False, progress: bool = True,
+              verbose: bool = False) -> dict[str, Any]:
+    """The learning-rate protocol (module docstring): every row (default all but Zero-shot) at
+    its base rate x each of ``factors``, trained on ``domain``'s training split minus its
+    validation hold-out with ``settings``' budget and ``seed``, scored by text-to-video R@1 on
+    the hold-out; per row the best rate (ties: the smaller rate).
+
+    Every run's record goes to ``out_dir/runs_lr_selection_<temporal>.jsonl`` as it finishes
+    (through :func:`readpvla.experiment.run_grid`: ``executor="ray"``, ``resume`` work as for the
+    tables); the result is written to ``out_dir/lr_selection_<temporal>.json``.
+
+    Returns:
+        ``{"protocol", "temporal", "domain", "seed", "factors", "metric", "n_val",
+        "settings", "scores": {row: {lr: val t2v_R1}}, "lrs": {row: chosen lr},
+        "wall_seconds"}`` (what the JSON holds); pass ``lrs`` to :func:`run_transfer`.
+    """
+    grid = lr_jobs(temporal, rows, domain, factors, seed, settings, root, checkpoint, device)
+    out_dir = ex.check_writable(out_dir)
+    t0 = time.perf_counter()
+
+    def log(r: dict[str, Any]) -> None:
+        msg = r.get("error") or f"val {TABLE_METRIC} {r['test'][TABLE_METRIC]:6.2f}"
+        print(f"{r['row']:>10s} {r['split']:>16s}: {msg}", file=sys.stderr)
+
+    records = ex.run_grid(grid, executor, workers=workers, address=address,
+                          records=out_dir / f"runs_lr_selection_{temporal}.jsonl",
+                          resume=resume, progress=progress, log=log if verbose else None)
+    scores: dict[str, dict[float, float]] = {}
+    for job, rec in zip(grid, records):
+        lr = dict(job.settings.lrs)[job.row]
+        scores.setdefault(job.row, {})[lr] = float(rec["test"][TABLE_METRIC])
+    # the best validation R@1; a tie goes to the smaller rate
+    chosen = {row: min(s, key=lambda lr: (-s[lr], lr)) for row, s in scores.items()}
+    result = {
+        "protocol": (f"per row: base lr (HPARAMS) x each factor {[round(f, 4) for f in factors]}, "
+                     f"trained on {domain}_train minus a seeded hold-out of {settings.n_val} "
+                     f"videos ({domain}_val), seed {seed}, the table's budget; the lr with the best "
+                     f"{domain}_val text-to-video R@1 (ties: the smaller lr)"),
+        "temporal": temporal, "domain": domain, "seed": int(seed),
+        "factors": [float(f) for f in factors], "metric": f"val {TABLE_METRIC}",
+        "n_val": settings.n_val, "settings": asdict(settings),
+        "scores": {row: {f"{lr:.6g}": v for lr, v in s.items()} for row, s in scores.items()},
+        "lrs": chosen, "wall_seconds": round(time.perf_counter() - t0, 1)}
+    tmp = out_dir / f".lr_selection_{temporal}.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out_dir / f"lr_selection_{temporal}.json")
+    return result
+
+
+def load_lrs(source: str | Path | Mapping[str, float]) -> dict[str, float]:
+    """Chosen learning rates ``{row: lr}`` from :func:`select_lr`'s result or its JSON file
+    (``lr_selection_<temporal>.json``), or a plain ``{row: lr}`` mapping; unknown rows raise."""
+    if isinstance(source, Mapping):
+        lrs = source.get("lrs", source)
+    else:
+        try:
+            lrs = json.loads(Path(source).read_text(encoding="utf-8"))["lrs"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{source}: not a learning-rate selection ({e})") from None
+    unknown = [r for r in lrs if r not in ROWS]
+    if unknown:
+        raise ValueError(f"learning rates for unknown row(s) {unknown}; known: {list(ROWS)}")
+    return {str(r): float(v) for r, v in lrs.items()}
+
+
 def table_spec(title: str, rows: Sequence[str], domains: Sequence[str], note: str
                ) -> ex.TableSpec:
-    """Rows x (text-to-video R@1 per domain, Avg.); ``‡`` against the best-placed reference row
-    is left to the tasks that add one (RAP)."""
+    """Rows x (text-to-video R@1 per domain, Avg., the order-only pairs' accuracy averaged over
+    domains; per domain in the JSON); ``‡`` against the best-placed reference row is left to the
+    tasks that add one (RAP)."""
     return ex.TableSpec(
         title=title, rows=tuple((r, r) for r in rows),
         columns=tuple([ex.Column(d, d, TABLE_METRIC) for d in domains]
-                      + [ex.Column("Avg.", "avg", TABLE_METRIC)]),
+                      + [ex.Column("Avg.", "avg", TABLE_METRIC),
+                         ex.Column("Order pairs", "avg", "order_pairs")]),
         splits=tuple(domains), note=note, extra_metrics=EXTRA_METRICS)
 
 
@@ -136,15 +274,21 @@ def run_transfer(temporal: str = "frames", rows: Sequence[str] | None = None,
                  settings: TransferSettings = QUICK, root: str | Path | None = None,
                  checkpoint: str | Path | None = None, workers: int = 1,
                  executor: str = "local", address: str | None = None, resume: bool = False,
-                 progress: bool = True, verbose: bool = False) -> dict[str, Any]:
+                 progress: bool = True, verbose: bool = False,
+                 lrs: str | Path | Mapping[str, float] | None = None) -> dict[str, Any]:
     """Text-video retrieval transfer: every row (default :data:`~.rows.TABLE_ROWS`, Zero-shot
     first) on every target domain with every seed, from the pretrained ``temporal`` video CLIP;
     writes ``out_dir/retrieval_<temporal>.{json,md}`` (text-to-video R@1 per domain and Avg.,
-    mean ± std over seeds; the other metrics in the JSON) and each run's record into
-    ``out_dir/runs_retrieval_<temporal>.jsonl`` as it finishes (``resume`` continues it)."""
+    mean ± std over seeds; the other metrics, order pairs among them, in the JSON) and each run's
+    record into ``out_dir/runs_retrieval_<temporal>.jsonl`` as it finishes (``resume`` continues
+    it). ``lrs``: the chosen learning rates (:func:`select_lr`'s result or JSON file, or
+    ``{row: lr}``); rows not in it use their base rate. The JSON's ``lrs`` holds every trained
+    row's rate and ``losses`` its training loss."""
     rows = list(rows) if rows is not None else list(TABLE_ROWS)
     domains = list(domains) if domains is not None else list(DOMAINS)
     seeds = [int(s) for s in seeds]
+    if lrs is not None:
+        settings = replace(settings, lrs=tuple({**dict(settings.lrs), **load_lrs(lrs)}.items()))
     grid = jobs(temporal, rows, domains, seeds, settings, root, checkpoint, device)
     out_dir = ex.check_writable(out_dir)
     t0 = time.perf_counter()
@@ -159,10 +303,14 @@ def run_transfer(temporal: str = "frames", rows: Sequence[str] | None = None,
     wall = time.perf_counter() - t0
     note = ("Text-to-video R@1 (%, CLIP4Clip's evaluation) on each rendered target domain's "
             "test split (192 videos, one caption each), "
+            "and accuracy (%, chance 50) on its order-only pairs (a class prompt vs its reverse "
+            "partner's, for each video of an order-only class), "
             + (f"mean ± std over seeds {seeds}" if len(seeds) > 1 else f"seed {seeds[0]}")
             + f"; backbone: the video CLIP `{temporal}` pretrained on the source split. Every "
             f"row: {settings.epochs} epochs over the domain's 480 training videos, batch "
-            f"{settings.batch_size}, the last epoch's weights.")
+            f"{settings.batch_size}, the last epoch's weights"
+            + (", learning rates chosen on a validation hold-out (lr_selection)"
+               if settings.lrs else "") + ".")
     spec = table_spec(f"Text-video retrieval (rendered benchmark, {temporal})", rows, domains,
                       note)
     summary = ex.summarize(records, spec, seeds)
@@ -170,6 +318,10 @@ def run_transfer(temporal: str = "frames", rows: Sequence[str] | None = None,
     payload = ex.table_payload(spec, summary, records, seeds, task="retrieval",
                                backbone=temporal, metric=TABLE_METRIC,
                                settings=asdict(settings), hparams=HPARAMS,
+                               lrs={r: settings.lr(ROWS[r]) for r in rows
+                                    if ROWS[r].method is not None},
+                               losses={r: describe_loss(ROWS[r].align, ROWS[r].lam)
+                                       for r in rows if ROWS[r].method is not None},
                                wall_seconds=round(wall, 1), executor=executor)
     ex.write_table(out_dir, f"retrieval_{temporal}", payload, md)
     return payload
