@@ -16,7 +16,6 @@ the videos again. Models without RAP ignore ``texts``.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,10 +58,8 @@ def encode_videos(model: nn.Module, data: Any, indices: Sequence[int],
     ignored without RAP). Call in eval mode."""
     dev = _device(model)
     idx = list(indices)
-    # until every backbone's encode_video takes the candidate set, pass it only where it does
-    kw = {"texts": candidates} if "texts" in inspect.signature(model.encode_video).parameters \
-        else {}
-    return torch.cat([model.encode_video(frames_tensor(data, idx[i: i + batch_size]).to(dev), **kw)
+    return torch.cat([model.encode_video(frames_tensor(data, idx[i: i + batch_size]).to(dev),
+                                         texts=candidates)
                       for i in range(0, len(idx), batch_size)])
 
 
