@@ -23,7 +23,7 @@ task's loss (symmetric InfoNCE) and AdamW.
 
 Prints a table; asserts nothing.
 
-    python benchmarks/bench_retrieval_cost.py [--videos 16] [--steps 5] [--warmup 1] [--device cpu]
+    python benchmarks/bench_retrieval_cost.py [--videos 16] [--steps 3] [--warmup 1] [--device cpu]
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--frames", type=int, default=None, help="first N frames (default all 8)")
-    ap.add_argument("--steps", type=int, default=5, help="timed steps per method")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per method")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiny", action="store_true",
