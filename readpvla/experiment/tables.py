@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Column", "TableSpec", "format_table", "mean_std", "significance", "spec_of",
+__all__ = ["Column", "TableSpec", "compare_runs", "format_table", "mean_std", "significance", "spec_of",
            "summarize", "table_payload", "write_table"]
 
 AVG = "avg"
@@ -237,3 +237,45 @@ def write_table(out_dir: str | Path, stem: str, payload: dict[str, Any], markdow
     _atomic_write(out / f"{stem}.json", json.dumps(payload, indent=2) + "\n")
     _atomic_write(out / f"{stem}.md", markdown)
     return out / f"{stem}.json", out / f"{stem}.md"
+
+
+def compare_runs(records: Sequence[dict[str, Any]], shipped: Sequence[dict[str, Any]], metric: str,
+                 tol: float) -> dict[str, Any]:
+    """Set fresh run records beside stored runs with the same (row, split, seed).
+
+    Runs are bit-exact on one machine but not across CPUs (DESIGN.md fact 7), so a rerun
+    *agrees* with a stored run when ``|this - stored| <= tol`` in ``metric`` (each task states
+    its measured tolerance).
+
+    Returns:
+        ``{"tol", "pairs": [{"row", "split", "seed", "this", "shipped", "delta"}], "missing":
+        [(row, split, seed) without a stored run], "outside": [pairs with |delta| > tol],
+        "verdict": str}``. The verdict names no volatile number when all agree, so it reads the
+        same on every machine (what a notebook can show under nbval).
+    """
+    index = {(r["row"], r["split"], int(r["seed"])): r for r in shipped}
+    pairs, missing = [], []
+    for r in records:
+        key = (r["row"], r["split"], int(r["seed"]))
+        ref = index.get(key)
+        if ref is None:
+            missing.append(key)
+            continue
+        this, then = r["test"][metric], ref["test"][metric]
+        pairs.append({"row": key[0], "split": key[1], "seed": key[2], "this": this,
+                      "shipped": then, "delta": round(this - then, 2)})
+    outside = [p for p in pairs if abs(p["delta"]) > tol]
+    if not pairs:
+        verdict = "no shipped run to compare with (other backbone, domain, seed or settings)"
+    elif not outside:
+        verdict = (f"all {len(pairs)} run(s) agree with the shipped runs of the same method, "
+                   f"domain and seed within ±{tol:g} {metric}")
+    else:
+        verdict = (f"{len(outside)} of {len(pairs)} run(s) differ from the shipped runs by more "
+                   f"than ±{tol:g} {metric}: "
+                   + ", ".join(f"{p['row']} ({p['split']}, seed {p['seed']}): "
+                               f"{p['this']:.2f} vs {p['shipped']:.2f}" for p in outside))
+    if missing and pairs:
+        verdict += f" ({len(missing)} run(s) have no shipped counterpart)"
+    return {"tol": tol, "pairs": pairs, "missing": missing, "outside": outside,
+            "verdict": verdict}

@@ -377,28 +377,4 @@ def compare_with_shipped(records: Sequence[dict[str, Any]], backbone: str,
             continue
         for r in payload["runs"]:
             shipped[(r["row"], r["split"], int(r["seed"]))] = r
-    pairs, missing = [], []
-    for r in records:
-        key = (r["row"], r["split"], int(r["seed"]))
-        ref = shipped.get(key)
-        if ref is None:
-            missing.append(key)
-            continue
-        this, then = r["test"][metric], ref["test"][metric]
-        pairs.append({"row": key[0], "split": key[1], "seed": key[2], "this": this,
-                      "shipped": then, "delta": round(this - then, 2)})
-    outside = [p for p in pairs if abs(p["delta"]) > tol]
-    if not pairs:
-        verdict = "no shipped run to compare with (other backbone, domain, seed or settings)"
-    elif not outside:
-        verdict = (f"all {len(pairs)} run(s) agree with the shipped runs of the same method, "
-                   f"domain and seed within ±{tol:g} {metric}")
-    else:
-        verdict = (f"{len(outside)} of {len(pairs)} run(s) differ from the shipped runs by more "
-                   f"than ±{tol:g} {metric}: "
-                   + ", ".join(f"{p['row']} ({p['split']}, seed {p['seed']}): "
-                               f"{p['this']:.2f} vs {p['shipped']:.2f}" for p in outside))
-    if missing and pairs:
-        verdict += f" ({len(missing)} run(s) have no shipped counterpart)"
-    return {"tol": tol, "pairs": pairs, "missing": missing, "outside": outside,
-            "verdict": verdict}
+    return ex.compare_runs(records, list(shipped.values()), metric, tol)
