@@ -187,6 +187,7 @@ class RAPModule(nn.Module):
     def select(self, u: Tensor, ctx: RAPContext) -> tuple[Tensor, Tensor | None]:
         """Eq. 5-6: the patches ASA warps, bool ``[B, T, N]``, and each video's w* index."""
         b, t, n, k = ctx.b, ctx.t, self.patches, self.config.top_k
+        u = u.detach()  # discrete choice: no gradient (and no autograd state for module hooks)
         if self.config.selection == "all":
             return torch.ones(b, t, n, dtype=torch.bool, device=u.device), None
         if self.config.selection == "random":

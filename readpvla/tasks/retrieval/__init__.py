@@ -12,7 +12,7 @@ PEFT method, scored by CLIP4Clip's evaluation.
                                    lrs=sel["lrs"])
 
 The parts, as in every task (:mod:`readpvla.tasks`): :mod:`.data`, :mod:`.loss` (symmetric
-InfoNCE, + PVLA for READ-PVLA), :mod:`.evaluate` (with the order-only pairs), :mod:`.pretrain` (the video CLIP), :mod:`.rows`, :mod:`.transfer`,
+InfoNCE, + PVLA for READ-PVLA), :mod:`.evaluate` (with the order-only pairs), :mod:`.pretrain` (the video CLIP), :mod:`.rows`, :mod:`.transfer`, :mod:`.shipped` (the shipped tables),
 :mod:`.cli` (``readpvla pretrain-videoclip`` / ``transfer-retrieval``).
 """
 
@@ -40,7 +40,23 @@ from .evaluate import (
 )
 from .loss import describe_loss, loss_fn, retrieval_loss
 from .pretrain import PRETRAIN, TEMPORAL, PretrainSettings, default_checkpoint, load, pretrain
-from .rows import HPARAMS, QUICK, ROWS, TABLE_ROWS, Row, TransferSettings, row_key
+from .rows import (
+    ABLATION_ROWS,
+    HPARAMS,
+    QUICK,
+    ROWS,
+    TABLE_ROWS,
+    Row,
+    TransferSettings,
+    row_key,
+)
+from .shipped import (
+    RERUN_TOLERANCE,
+    compare_with_shipped,
+    results_dir,
+    shipped_lrs,
+    shipped_table,
+)
 from .transfer import (
     FACTORS,
     jobs,
@@ -54,7 +70,8 @@ from .transfer import (
 )
 
 __all__ = [
-    "DOMAINS", "EXTRA_METRICS", "FACTORS", "HPARAMS", "N_VAL", "PRETRAIN", "QUICK", "ROWS",
+    "ABLATION_ROWS", "RERUN_TOLERANCE", "compare_with_shipped", "results_dir", "shipped_lrs",
+    "shipped_table", "DOMAINS", "EXTRA_METRICS", "FACTORS", "HPARAMS", "N_VAL", "PRETRAIN", "QUICK", "ROWS",
     "TABLE_METRIC", "TABLE_ROWS", "TEMPORAL", "PretrainSettings", "Row", "TrainBatches",
     "TransferSettings", "data_root", "dataset", "default_checkpoint", "describe_loss", "embed",
     "encode_texts", "encode_videos", "evaluate", "frames_tensor", "jobs", "load", "load_lrs",

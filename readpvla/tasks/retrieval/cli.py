@@ -13,7 +13,7 @@ from readpvla.experiment import check_writable
 
 from .data import DOMAINS
 from .pretrain import PRETRAIN, TEMPORAL, pretrain
-from .rows import QUICK, ROWS, TABLE_ROWS
+from .rows import ABLATION_ROWS, QUICK, ROWS, TABLE_ROWS
 from .transfer import FACTORS, run_transfer, select_lr
 
 __all__ = ["pretrain_main", "transfer_main"]
@@ -63,6 +63,9 @@ def transfer_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=cli.positive_int, default=QUICK.epochs)
     ap.add_argument("--dsl", action="store_true", help="dual softmax at test time")
     ap.add_argument("--out", default="runs/retrieval")
+    ap.add_argument("--ablations", action="store_true",
+                    help=f"RAP's ablation table instead (rows {', '.join(ABLATION_ROWS)}; "
+                         "files retrieval_ablations_TEMPORAL.*), at RAP's learning rate")
     ap.add_argument("--checkpoint", type=cli.existing_dir,
                     help="video CLIP checkpoint (default the shipped one of --temporal)")
     lr = ap.add_mutually_exclusive_group()
@@ -82,8 +85,11 @@ def transfer_main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     out = Path(a.out)
     selecting = a.select_lr or a.select_lr_only
+    name = "retrieval_ablations" if a.ablations else "retrieval"
+    if a.ablations and a.rows is None:
+        a.rows = list(ABLATION_ROWS)
     cli.check_grid_arguments(a, ap, ([] if a.select_lr_only
-                                     else [out / f"runs_retrieval_{a.temporal}.jsonl"])
+                                     else [out / f"runs_{name}_{a.temporal}.jsonl"])
                              + ([out / f"runs_lr_selection_{a.temporal}.jsonl"]
                                 if selecting else []))
     check_writable(out)
@@ -100,6 +106,6 @@ def transfer_main(argv: list[str] | None = None) -> int:
             return 0
         lrs = sel["lrs"]
     run_transfer(a.temporal, a.rows, a.domains, a.seeds, out, a.device, settings=settings,
-                 lrs=lrs, **grid)
-    print((out / f"retrieval_{a.temporal}.md").read_text(encoding="utf-8"))
+                 lrs=lrs, name=name, **grid)
+    print((out / f"{name}_{a.temporal}.md").read_text(encoding="utf-8"))
     return 0

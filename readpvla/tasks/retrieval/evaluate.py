@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from readpvla.data.videotext import RecognitionData, RetrievalData
-from readpvla.metrics.retrieval import evaluate_retrieval, true_ranks
+from readpvla.metrics.retrieval import dual_softmax, evaluate_retrieval, true_ranks
 
 from .data import frames_tensor
 
@@ -137,17 +137,25 @@ def evaluate(model: nn.Module, data: RetrievalData, dsl: bool = False, batch_siz
     "t2v_MeanR", "v2t_..."}`` (CLIP4Clip's evaluation; ``dsl``: dual softmax first); with
     ``labels`` (the recognition view of the same split) also ``"order_pairs"``
     (:func:`order_pairs`). With ``per_item``, also ``"per_item": {"t2v_R1": 100 or 0 per
-    caption}`` for paired tests (and ``"order_pairs"``: 100 / 0 per order-only video)."""
+    caption}`` for paired tests (and ``"order_pairs"``: 100 / 0 per order-only video).
+    Always also ``"t2v_R1_dsl"`` / ``"v2t_R1_dsl"``: R@1 after the dual softmax (the paper's
+    RAP* post-processing, Cheng et al. 2021), so every row has its "*" number."""
     sim = similarity(model, data, batch_size)
     cv = data.caption_video
     res = evaluate_retrieval(sim, cv, dsl=dsl)
     out: dict[str, Any] = {f"{d}_{k}": float(v) for d, m in res.items() for k, v in m.items()}
+    # the same similarities after the dual softmax (the paper's "*" rows), for every row
+    dsl_sim = dual_softmax(sim)
+    with_dsl = res if dsl else evaluate_retrieval(sim, cv, dsl=True)
+    out.update({f"{d}_R1_dsl": float(with_dsl[d]["R1"]) for d in ("t2v", "v2t")})
     pairs = order_pairs(model, data, labels, batch_size) if labels is not None else None
     if pairs is not None:
         out["order_pairs"] = pairs["order_pairs"]
     if per_item:
         ranks = true_ranks(sim, cv, ties="optimistic")  # one rank per caption (0-based)
         out["per_item"] = {"t2v_R1": [100.0 * float(r < 1) for r in np.asarray(ranks).tolist()]}
+        ranks = true_ranks(dsl_sim, cv, ties="optimistic")
+        out["per_item"]["t2v_R1_dsl"] = [100.0 * float(r < 1) for r in np.asarray(ranks).tolist()]
         if pairs is not None:
             out["per_item"]["order_pairs"] = pairs["hits"]
     return out

@@ -4,8 +4,9 @@
 must beat); the others are the PEFT methods of :mod:`readpvla.peft` applied to both towers, except
 ``VPT`` (prompt tokens in the video tower only) and ``CoOp`` (prompt tokens on the text side only;
 ``Prompt`` has both). ``READ-PVLA`` is READ trained with InfoNCE + ``lam`` x PVLA between each
-matched pair's projected frames and word tokens (:func:`.loss.retrieval_loss`); ``RAP`` is the
-lead's RAP method (listed only once ``readpvla.peft.METHODS`` has ``"rap"``).
+matched pair's projected frames and word tokens (:func:`.loss.retrieval_loss`); ``RAP`` is
+:class:`readpvla.peft.RAPConfig` with the paper's defaults, and the ``RAP ...`` rows
+(:data:`ABLATION_ROWS`) its ablations.
 
 Learning rates: :data:`HPARAMS` gives each method's base rate; :func:`.transfer.select_lr` picks,
 per row, base x {1/3, 1, 3} on a validation split (one documented protocol) and the tables use
@@ -20,7 +21,7 @@ from typing import Any
 
 from readpvla import ot, peft
 
-__all__ = ["HPARAMS", "QUICK", "ROWS", "TABLE_ROWS", "Row", "TransferSettings", "row_key"]
+__all__ = ["ABLATION_ROWS", "HPARAMS", "QUICK", "ROWS", "TABLE_ROWS", "Row", "TransferSettings", "row_key"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Row:
     peft: tuple[tuple[str, Any], ...] = ()
     align: str | None = None
     lam: float = 0.1
+    #: a row (an ablation) that trains at another row's chosen learning rate
+    lr_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.align is not None:
@@ -76,10 +79,22 @@ ROWS: dict[str, Row] = {r.label: r for r in (
     Row("Adapter", "adapter"),
     Row("READ", "read"),
     Row("READ-PVLA", "read", align="pvla", lam=0.1),
-    # the lead's RAP lands in readpvla.peft.METHODS; until then the row is left out
-    *([Row("RAP", "rap")] if "rap" in peft.METHODS else []),
+    Row("RAP", "rap"),
+    # RAP's ablations (the paper's Tables 4, 6, 7, 9), at RAP's chosen learning rate
+    Row("RAP LoRM only", "rap", (("asa", False),), lr_from="RAP"),
+    Row("RAP ASA only", "rap", (("lorm", False),), lr_from="RAP"),
+    Row("RAP R=1", "rap", (("rank", 1),), lr_from="RAP"),
+    Row("RAP R=8", "rap", (("rank", 8),), lr_from="RAP"),
+    Row("RAP K=1", "rap", (("top_k", 1),), lr_from="RAP"),
+    Row("RAP K=8", "rap", (("top_k", 8),), lr_from="RAP"),
+    Row("RAP random patches", "rap", (("selection", "random"),), lr_from="RAP"),
+    Row("RAP all patches", "rap", (("selection", "all"),), lr_from="RAP"),
+    Row("RAP zero offsets", "rap", (("offsets", "zero"),), lr_from="RAP"),
 )}
-TABLE_ROWS = tuple(ROWS)
+#: RAP's ablation rows (their own table: ``retrieval_ablations_<temporal>``)
+ABLATION_ROWS = tuple(r for r in ROWS if r.startswith("RAP "))
+#: the main table's rows
+TABLE_ROWS = tuple(r for r in ROWS if r not in ABLATION_ROWS)
 
 
 def row_key(row: Row) -> str:
@@ -158,6 +173,8 @@ class TransferSettings:
         chosen = dict(self.lrs)
         if row.label in chosen:
             return chosen[row.label]
+        if row.lr_from is not None and row.lr_from in chosen:
+            return chosen[row.lr_from]
         return HPARAMS[row_key(row)]["lr"] * self.lr_scale
 
     def weight_decay(self, row: Row) -> float:
