@@ -81,3 +81,41 @@ def test_ablation_table_marks_rows_against_rap_and_compares_reruns(tiny, tmp_pat
     assert len(retrieval.compare_with_shipped(moved, "frames", settings)["outside"]) == 1
     other = retrieval.compare_with_shipped(runs, "frames", retrieval.QUICK)
     assert other["pairs"] == [] and other["verdict"].startswith("no shipped")
+
+
+# -- the shipped tables (data_samples/rendered/results/) -------------------------------------------
+SHIPPED = sorted(retrieval.results_dir().glob("retrieval*_*.json"))
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped retrieval tables")
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_tables_follow_from_their_runs(path):
+    """Every cell and ‡ of a shipped table is what its stored runs give, the Markdown is what
+    format_table makes of them, every run is there, and each run trained at the recorded rate."""
+    payload = json.loads(path.read_text())
+    spec = ex.spec_of(payload)
+    again = ex.summarize(payload["runs"], spec, payload["seeds"])
+    assert again == payload["rows"]
+    md = path.with_suffix(".md").read_text()
+    note = md.rstrip("\n").split("\n\n")[-1]
+    assert md == ex.format_table(again, spec, note) == payload["markdown"]
+    keys = {(r["row"], r["split"], r["seed"]) for r in payload["runs"]}
+    assert keys == {(row, d, s) for _, row in spec.rows for d in payload["splits"]
+                    for s in payload["seeds"]}
+    for r in payload["runs"]:
+        assert r["params"] == str(rp.peft.ParamCount(r["trainable"], r["total"]))
+        if r["method"] is not None:
+            assert r["lr"] == payload["lrs"][r["row"]]
+    assert spec.reference == "RAP"
+
+
+@pytest.mark.skipif(retrieval.shipped_table("frames") is None, reason="no shipped retrieval table")
+def test_a_shipped_rap_run_reruns_within_the_measured_tolerance():
+    """Across machines a run is not bit-exact (DESIGN.md fact 7); a rerun of a shipped RAP run
+    lands within RERUN_TOLERANCE of it (measured by benchmarks/bench_retrieval_portability.py)."""
+    payload = retrieval.shipped_table("frames")
+    settings = retrieval.TransferSettings(**{**payload["settings"],
+                                             "lrs": tuple(map(tuple, payload["settings"]["lrs"]))})
+    rec = retrieval.run_one(retrieval.load("frames"), "RAP", "flat", 0, settings)
+    cmp = retrieval.compare_with_shipped([rec], "frames", settings)
+    assert len(cmp["pairs"]) == 1 and not cmp["outside"], cmp["verdict"]

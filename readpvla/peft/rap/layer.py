@@ -40,6 +40,13 @@ frames (to [0, N-1]); at the last frame the interpolation uses the frame before,
 at a border still gets a gradient pointing inwards. gamma moves along the patches' raster order
 (the paper's gamma is one number per patch). Offsets start at 0, where ASA is exactly vanilla
 attention (``1 * k + 0 * k'`` is ``k`` bit for bit).
+
+**Parameters.** Per block 2 R (T + D_v), plus 2 D_t for the text and T + N offsets: 4,056 for
+the offline video CLIP (T = 8, N = 16, D_v = 128, D_t = 384, 4 blocks), 0.057 M for ViT-B/32
+with T = 12. The paper reports 1.06 M; its Table 4 gives 0.34 M with neither LoRM nor ASA, the
+parameter count and R@1 (40.8) of its SSF row, so its RAP apparently sits on an SSF base (a scale
+and shift after every operation, Lian et al. 2022) that Sections 3.2-3.3 do not describe. We
+build what the equations say and report the difference.
 """
 
 from __future__ import annotations

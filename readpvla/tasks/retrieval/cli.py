@@ -64,7 +64,7 @@ def transfer_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dsl", action="store_true", help="dual softmax at test time")
     ap.add_argument("--out", default="runs/retrieval")
     ap.add_argument("--ablations", action="store_true",
-                    help=f"RAP's ablation table instead (rows {', '.join(ABLATION_ROWS)}; "
+                    help=f"RAP's ablation table instead (rows RAP, {', '.join(ABLATION_ROWS)}; "
                          "files retrieval_ablations_TEMPORAL.*), at RAP's learning rate")
     ap.add_argument("--checkpoint", type=cli.existing_dir,
                     help="video CLIP checkpoint (default the shipped one of --temporal)")
@@ -87,7 +87,7 @@ def transfer_main(argv: list[str] | None = None) -> int:
     selecting = a.select_lr or a.select_lr_only
     name = "retrieval_ablations" if a.ablations else "retrieval"
     if a.ablations and a.rows is None:
-        a.rows = list(ABLATION_ROWS)
+        a.rows = ["RAP", *ABLATION_ROWS]  # RAP itself is the reference row
     cli.check_grid_arguments(a, ap, ([] if a.select_lr_only
                                      else [out / f"runs_{name}_{a.temporal}.jsonl"])
                              + ([out / f"runs_lr_selection_{a.temporal}.jsonl"]
