@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -63,6 +63,9 @@ v_names = [f"v{i}" for i in range(7)]
 l_names = [f"w{j}" for j in range(5)]
 
 
+VIDEO_COLOUR, LANGUAGE_COLOUR = "#636efa", "#ef553b"
+
+
 def scatter_plan(T, title):
     fig = go.Figure()
     t = T.numpy()
@@ -72,11 +75,14 @@ def scatter_plan(T, title):
                 fig.add_trace(go.Scatter(x=[x_v[i, 0], x_l[j, 0]], y=[x_v[i, 1], x_l[j, 1]],
                                          mode="lines", showlegend=False,
                                          line=dict(width=1 + 30 * t[i, j], color="gray")))
+    # fixed colours: the default colour cycle counts the line traces too, so the video and
+    # language points would change colour from one plan to the next
     fig.add_trace(go.Scatter(x=x_v[:, 0], y=x_v[:, 1], mode="markers+text", text=v_names,
-                             textposition="top center", name="video", marker=dict(size=10)))
+                             textposition="top center", name="video",
+                             marker=dict(size=10, color=VIDEO_COLOUR)))
     fig.add_trace(go.Scatter(x=x_l[:, 0], y=x_l[:, 1], mode="markers+text", text=l_names,
                              textposition="bottom center", name="language",
-                             marker=dict(size=10, symbol="square")))
+                             marker=dict(size=10, symbol="square", color=LANGUAGE_COLOUR)))
     fig.update_layout(title=title, height=380, margin=dict(l=30, r=10, t=50, b=30))
     return fig
 
@@ -151,8 +157,8 @@ for t_ in taus:
 fig = go.Figure(go.Scatter(x=taus, y=gaps, mode="lines+markers"))
 fig.update_layout(title="entropic partial plan -> exact partial plan as tau -> 0",
                   xaxis_title="tau", yaxis_title="L1 distance to the LP plan", height=320)
-fig.update_xaxes(type="log")
-fig.update_yaxes(type="log")
+fig.update_xaxes(type="log", exponentformat="power")  # 10^-4, not the SI "100μ"
+fig.update_yaxes(type="log", exponentformat="power")
 fig
 
 # %% [markdown]

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -205,21 +205,23 @@ print(f"{iters} iterations, B=32: readpvla {1e3 * t_ours:.0f} ms, POT loop {1e3 
 # %% [markdown]
 # ## 3.6 Explore
 # Pick a query / video pair and move the sliders: the heatmap and its marginals update live in
-# JupyterLab (in a headless run the cell still executes once). Watch what happens to the mass on
-# the ground-truth clips as you lower `mass`, and how a large `tau` blurs the plan.
+# JupyterLab or Jupyter Notebook (in a headless run the cell still executes once). Watch what
+# happens to the mass on the ground-truth clips as you lower `mass`, and how a large `tau` blurs
+# the plan. The first figure is a static snapshot of the explorer's first view, so a saved copy of
+# this notebook shows it without a kernel; the live explorer is the one below it.
 
 # %% tags=["nbval-ignore-output"]
 pairs = {}
 for i in range(4):
     si = test[i]
     ins = set(si.relevant_clip_ids)
-    pairs[f"{si.qid}: {si.query[:50]}"] = (
+    pairs[f"{si.qid}: {si.query}"] = (
         torch.tensor(si.video),
         torch.tensor(text_to_video_space(si.text, recipe["seed"], si.video.shape[1])).float(),
         [f"{2 * c}s{'*' if c in ins else ''}" for c in range(len(si.video))],
         rp.backbones.text_encoder.tokens([si.query])[0])
 explorer, redraw = plan_explorer(pairs, tau=tau, mass=mass, n_iter=n_iter)
-display(explorer)
+display(explorer.snapshot(), explorer)
 
 # %% [markdown]
 # ## Summary

@@ -11,6 +11,7 @@ still run; the exit code is then 1.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -77,6 +78,34 @@ def run_notebook(src: Path, dst: Path, parameters: dict, timeout: int) -> Notebo
     return NotebookRun(src.name, _title(nb, src.stem), seconds, ok, error, _report_outputs(nb))
 
 
+@functools.cache
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    # CommonMark + GitHub tables, as Jupyter renders a Markdown output; raw HTML is escaped
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def markdown_html(text: str) -> str:
+    """A Markdown output (tables, headings, captions) as HTML; each table sits in a box that
+    scrolls on its own if it is wider than the page, so the page never scrolls sideways."""
+    body = _markdown().render(text)
+    return (body.replace("<table>", '<div class="table-wrap"><table>')
+            .replace("</table>", "</table></div>"))
+
+
+def load_run(path: Path, seconds: float = 0.0) -> NotebookRun:
+    """A notebook executed earlier (e.g. a committed one) as a :class:`NotebookRun`, to write a
+    report from outputs that already exist."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    error = f"{errors[0].get('ename')}: {errors[0].get('evalue')}" if errors else ""
+    return NotebookRun(path.name, _title(nb, path.stem), seconds, not errors, error,
+                       _report_outputs(nb))
+
+
 def _output_html(out: dict) -> str:
     data = out.get("data", {})
     if out.get("output_type") == "stream":
@@ -91,7 +120,7 @@ def _output_html(out: dict) -> str:
     if "image/png" in data:
         return f'<img src="data:image/png;base64,{data["image/png"]}"/>'
     if "text/markdown" in data:
-        return f"<pre>{html.escape(''.join(data['text/markdown']))}</pre>"
+        return markdown_html("".join(data["text/markdown"]))
     if "text/plain" in data:
         return f"<pre>{html.escape(''.join(data['text/plain']))}</pre>"
     return ""
@@ -110,6 +139,16 @@ def _output_md(out: dict) -> str:
     return ""
 
 
+REPORT_CSS = (
+    "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 12px}"
+    "table{border-collapse:collapse;margin:6px 0;font-size:14px}"
+    "td,th{border:1px solid #ccc;padding:3px 8px}th{background:#f3f3f3}"
+    ".table-wrap{max-width:100%;overflow-x:auto}"
+    "pre{white-space:pre-wrap;overflow-wrap:anywhere}"
+    "img,.plotly-graph-div{max-width:100%}"
+)
+
+
 def write_report(runs: list[NotebookRun], out: Path, parameters: dict) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into ``out``."""
     import plotly.offline
@@ -121,8 +160,7 @@ def write_report(runs: list[NotebookRun], out: Path, parameters: dict) -> tuple[
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>readpvla report</title>",
         f"<script>{plotly.offline.get_plotlyjs()}</script>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}</style>",
+        f"<style>{REPORT_CSS}</style>",
         "</head><body><h1>readpvla: notebook series report</h1>",
         f"<p>parameters: <code>{html.escape(json.dumps(parameters))}</code></p>",
         "<table><tr><th>notebook</th><th>title</th><th>wall time (s)</th><th>status</th></tr>",

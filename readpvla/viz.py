@@ -6,6 +6,7 @@ shows it, so notebooks decide; :func:`setup_notebook` makes headless runs quiet 
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -85,9 +86,46 @@ def bar_groups(values: Mapping[str, Sequence[float]], labels: Sequence[str], tit
     return fig
 
 
+def _ticks(n: int, labels: Sequence[str], max_labels: int) -> dict:
+    """Axis settings for ``n`` numeric positions 0..n-1 labelled by ``labels``.
+
+    Positions, not categories: two equal labels (a query with "a" four times) stay two columns, and
+    a figure updated with other labels keeps no stale categories. Above ``max_labels`` only every
+    k-th position is labelled (hover still names every cell).
+    """
+    k = max(1, -(-n // max_labels))
+    pos = list(range(0, n, k))
+    return dict(type="linear", tickmode="array", tickvals=pos,
+                ticktext=[str(labels[i]) for i in pos], showgrid=False, zeroline=False)
+
+
+def _plan_traces(t: np.ndarray, rows: Sequence[str], cols: Sequence[str]) -> dict:
+    """The data of :func:`plan_heatmap`'s three traces (heatmap, column sums, row sums)."""
+    n, m = t.shape
+    cells = [[f"{rows[i]} \u00d7 {cols[j]}" for j in range(m)] for i in range(n)]
+    return {
+        "heat": dict(z=t, x=np.arange(m), y=np.arange(n), text=cells),
+        "cols": dict(x=np.arange(m), y=t.sum(0), customdata=list(map(str, cols))),
+        "rows": dict(y=np.arange(n), x=t.sum(1), customdata=list(map(str, rows))),
+    }
+
+
+def _plan_axes(n: int, m: int, rows: Sequence[str], cols: Sequence[str]) -> dict:
+    """Layout of the heatmap's axes (``make_subplots`` names: x3/y3 heatmap, x top bars, y4 right
+    bars): ticks at the positions, and ranges set explicitly, so a redraw with another pair (or
+    after a zoom) always shows exactly its ``n x m`` cells."""
+    x = dict(_ticks(m, cols, 40), range=[-0.5, m - 0.5])
+    y = dict(_ticks(n, rows, 25), range=[n - 0.5, -0.5])  # row 0 at the top, as in a matrix
+    return dict(xaxis3=x, xaxis=dict(range=x["range"]), yaxis3=y, yaxis4=dict(range=y["range"]))
+
+
 def plan_heatmap(plan, row_labels=None, col_labels=None, title: str = "transport plan",
                  marginals: bool = True):
-    """A transport plan as a heatmap, with its row and column sums beside it."""
+    """A transport plan as a heatmap, with its row and column sums beside it.
+
+    Rows and columns sit at numeric positions labelled by ``row_labels`` / ``col_labels``, so equal
+    labels (repeated tokens) keep their own column.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -95,36 +133,65 @@ def plan_heatmap(plan, row_labels=None, col_labels=None, title: str = "transport
     n, m = t.shape
     rows = list(row_labels) if row_labels is not None else [str(i) for i in range(n)]
     cols = list(col_labels) if col_labels is not None else [str(j) for j in range(m)]
+    if len(rows) != n or len(cols) != m:
+        raise ValueError(f"a {n} x {m} plan needs {n} row and {m} column labels, "
+                         f"got {len(rows)} and {len(cols)}")
+    data = _plan_traces(t, rows, cols)
+    hover = "%{text}<br>T = %{z:.3g}<extra></extra>"
     if not marginals:
-        fig = go.Figure(go.Heatmap(z=t, x=cols, y=rows, colorscale="Viridis"))
-        fig.update_layout(title=title, yaxis_autorange="reversed", height=420)
+        fig = go.Figure(go.Heatmap(**data["heat"], colorscale="Viridis", hovertemplate=hover))
+        axes = _plan_axes(n, m, rows, cols)
+        fig.update_layout(title=title, height=420, xaxis=axes["xaxis3"], yaxis=axes["yaxis3"])
         return fig
     fig = make_subplots(rows=2, cols=2, column_widths=[0.82, 0.18], row_heights=[0.2, 0.8],
                         shared_xaxes="columns", shared_yaxes="rows",
                         horizontal_spacing=0.02, vertical_spacing=0.02)
-    fig.add_trace(go.Heatmap(z=t, x=cols, y=rows, colorscale="Viridis", showscale=False), 2, 1)
-    fig.add_trace(go.Bar(x=cols, y=t.sum(0), name="column sums (T^T 1)", marker_color="#636efa"), 1, 1)
-    fig.add_trace(go.Bar(y=rows, x=t.sum(1), orientation="h", name="row sums (T 1)",
-                         marker_color="#ef553b"), 2, 2)
-    fig.update_yaxes(autorange="reversed", row=2, col=1)
-    fig.update_layout(title=title, height=480, showlegend=False, margin=dict(l=40, r=10, t=50, b=40))
+    fig.add_trace(go.Heatmap(**data["heat"], colorscale="Viridis", showscale=False,
+                             hovertemplate=hover), 2, 1)
+    fig.add_trace(go.Bar(**data["cols"], name="column sums (T^T 1)", marker_color="#636efa",
+                         hovertemplate="%{customdata}: %{y:.3g}<extra>column sum</extra>"), 1, 1)
+    fig.add_trace(go.Bar(**data["rows"], orientation="h", name="row sums (T 1)",
+                         marker_color="#ef553b",
+                         hovertemplate="%{customdata}: %{x:.3g}<extra>row sum</extra>"), 2, 2)
+    fig.update_layout(title=title, height=480, showlegend=False,
+                      margin=dict(l=40, r=10, t=50, b=40), **_plan_axes(n, m, rows, cols))
     return fig
 
 
+TAU_STEPS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)  # per decade: the explorer's tau choices, 1e-3 .. 1
+
+
+def _choices(values, start: float, fmt: str) -> list[tuple[str, float]]:
+    """Slider choices that hold ``start`` exactly (so the first plan is the one asked for)."""
+    vals = sorted({round(float(v), 12) for v in values} | {float(start)})
+    return [(format(v, fmt), v) for v in vals]
+
+
+def _wrap_title(text: str, width: int = 60) -> str:
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(text, width)) or " "
+
+
 def plan_explorer(pairs: Mapping[str, tuple], tau: float = 0.05, mass: float = 0.5,
-                  n_iter: int = 1000):
+                  n_iter: int = 1000, tol: float = 1e-6):
     """An ipywidgets explorer of partial transport plans.
 
     Args:
         pairs: ``{name: (h_v [N_V, d], h_l [N_L, d], video_labels, word_labels)}`` — e.g. a
             query / video pair per entry; the cost is the cosine distance (the PVLA cost).
-        tau, mass, n_iter: starting values of the sliders.
+        tau, mass, n_iter: starting values of the controls (held exactly: the first plan is
+            ``partial_sinkhorn(cost, mass, tau, n_iter, tol)`` of the first pair).
+        tol: the solver's stopping tolerance (``partial_sinkhorn``'s default).
 
     Returns:
-        ``(widget, update)``: a VBox with a pair dropdown, sliders for tau (log scale), mass and
-        iterations, a live plotly ``FigureWidget`` heatmap of the plan with its row / column sums
-        beside it, and a line with the cost and the solver's report; ``update()`` redraws (it
-        runs once at creation, so headless runs execute the whole path).
+        ``(widget, update)``: a VBox with a pair dropdown, sliders for tau (1-1.5-2-3-5-7 per
+        decade), mass and iterations, a live plotly ``FigureWidget`` heatmap of the plan with its
+        row / column sums beside it, and a status line with the cost and the solver's report;
+        ``update()`` redraws. The figure is built from the first pair's plan (never a
+        placeholder), and after every redraw the widget's stored state is the figure shown, so
+        a browser reload shows the current plan. ``widget.figure`` is the ``FigureWidget``;
+        ``widget.snapshot()`` a static copy of it (for saved notebooks and reports).
     """
     import ipywidgets as widgets
     import plotly.graph_objects as go
@@ -134,33 +201,93 @@ def plan_explorer(pairs: Mapping[str, tuple], tau: float = 0.05, mass: float = 0
     if not pairs:
         raise ValueError("plan_explorer needs at least one (h_v, h_l, video_labels, word_labels) pair")
     names = list(pairs)
-    pick = widgets.Dropdown(options=names, value=names[0], description="pair")
-    s_tau = widgets.FloatLogSlider(value=tau, base=10, min=-3, max=0, step=0.05, description="tau")
-    s_mass = widgets.FloatSlider(value=mass, min=0.05, max=1.0, step=0.05, description="mass")
-    s_iter = widgets.IntSlider(value=n_iter, min=1, max=2000, step=1, description="iterations")
+    pick = widgets.Dropdown(options=names, value=names[0], description="pair",
+                            layout=widgets.Layout(width="28em"))
+    taus = [s * 10.0**e for e in range(-3, 0) for s in TAU_STEPS] + [1.0]
+    s_tau = widgets.SelectionSlider(options=_choices(taus, tau, "g"), value=float(tau),
+                                    description="tau")
+    s_mass = widgets.SelectionSlider(options=_choices([k / 20 for k in range(1, 21)], mass, ".3g"),
+                                     value=float(mass), description="mass")
+    s_iter = widgets.IntSlider(value=n_iter, min=1, max=max(2000, n_iter), step=1,
+                               description="iterations")
     status = widgets.HTML()
-    fig = go.FigureWidget(plan_heatmap(np.zeros((2, 2))))
 
-    def update(*_):
+    def solve():
         h_v, h_l, v_lab, l_lab = pairs[pick.value]
-        cost = cosine_cost(torch.as_tensor(h_v).float(), torch.as_tensor(h_l).float())
-        plan, info = partial_sinkhorn(cost.double(), mass=s_mass.value, tau=s_tau.value,
-                                      max_iter=s_iter.value, tol=1e-9)
-        t = plan.numpy()
-        with fig.batch_update():
-            fig.data[0].z, fig.data[0].x, fig.data[0].y = t, list(l_lab), list(v_lab)
-            fig.data[1].x, fig.data[1].y = list(l_lab), t.sum(0)
-            fig.data[2].y, fig.data[2].x = list(v_lab), t.sum(1)
-            fig.layout.title = f"{pick.value}: partial plan (mass {s_mass.value:.2f}, tau {s_tau.value:.3g})"
-        status.value = (f"cost &lt;T, C&gt; = {(plan * cost.double()).sum():.4f} &nbsp; "
+        cost = cosine_cost(torch.as_tensor(h_v).float(), torch.as_tensor(h_l).float()).double()
+        plan, info = partial_sinkhorn(cost, mass=s_mass.value, tau=s_tau.value,
+                                      max_iter=s_iter.value, tol=tol)
+        return plan, cost, info, list(v_lab), list(l_lab)
+
+    def show_status(plan, cost, info):
+        status.value = (f"mass {s_mass.value:.3g} &nbsp; tau {s_tau.value:g} &nbsp; "
+                        f"cost &lt;T, C&gt; = {(plan * cost).sum():.4f} &nbsp; "
                         f"iterations {info.n_iter} &nbsp; violation {float(info.violation):.1e} "
                         f"&nbsp; converged {bool(info.converged)}")
 
+    # the title wraps (two lines at most for a long query) and sits in the top margin, below the
+    # modebar's row (36 px) and above the plots (margin 90 px), so it is never cut or covered
+    height = 500
+    title_style = dict(x=0, xanchor="left", xref="paper", y=1 - 36 / height, yanchor="top",
+                       yref="container", font=dict(size=14))
+    plan, cost, info, v_lab, l_lab = solve()
+    fig = go.FigureWidget(plan_heatmap(plan, v_lab, l_lab, title=_wrap_title(pick.value)))
+    fig.update_layout(title=title_style, height=height, margin=dict(t=90))
+    show_status(plan, cost, info)
+
+    def update(*_):
+        plan, cost, info, v_lab, l_lab = solve()
+        t = plan.numpy()
+        n, m = t.shape
+        data = _plan_traces(t, v_lab, l_lab)
+        with fig.batch_update():
+            for trace, key in zip(fig.data, ("heat", "cols", "rows")):
+                trace.update(data[key])
+            fig.update_layout(title_text=_wrap_title(pick.value), **_plan_axes(n, m, v_lab, l_lab))
+        _store_state(fig)
+        show_status(plan, cost, info)
+
     for w in (pick, s_tau, s_mass, s_iter):
         w.observe(update, names="value")
-    update()
-    box = widgets.VBox([widgets.HBox([pick, s_tau]), widgets.HBox([s_mass, s_iter]), fig, status])
+    box = _explorer_box()([widgets.HBox([pick, s_tau]), widgets.HBox([s_mass, s_iter]), fig,
+                           status])
+    box.figure = fig
     return box, update
+
+
+def _store_state(fig) -> None:
+    """Make a ``FigureWidget``'s stored state the figure it shows.
+
+    plotly sends a redraw to the open views as a one-off message and keeps only the figure the
+    widget was created with as its state; a browser reload (or a second view) draws that state.
+    Its frontend ignores a change of the stored state (no redraw), so refreshing it is safe.
+    """
+    from copy import deepcopy
+
+    fig._widget_data = deepcopy(fig._data)
+    fig._widget_layout = deepcopy(fig._layout_obj._props)
+
+
+@functools.cache
+def _explorer_box():
+    import ipywidgets as widgets
+
+    class ExplorerBox(widgets.VBox):
+        """A VBox whose plain-text form (what a saved notebook shows without a kernel) says what
+        it is instead of listing its children."""
+
+        def __repr__(self) -> str:  # ipywidgets cuts the plain text at 110 characters
+            return "Plan explorer (interactive): run the notebook to use it."
+
+        def snapshot(self):
+            """A static copy of the figure shown now (plotly ``Figure``, not a widget)."""
+            import plotly.graph_objects as go
+
+            fig = go.Figure(self.figure)
+            fig.update_layout(title_text=f"static snapshot: {fig.layout.title.text}")
+            return fig
+
+    return ExplorerBox
 
 
 def small(x: float, floor: float = 1e-10) -> str:
