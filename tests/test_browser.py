@@ -344,6 +344,20 @@ def _check_outputs(driver, steps: Steps, name: str, n_figures: int) -> None:
         assert fig["w"] > 200 and fig["h"] > 200 and fig["svg"] and fig["traces"], (name, i, fig)
 
 
+def _check_02_figures(driver) -> None:
+    """Notebook 02: both point-cloud plans colour the video and the language points alike, and the
+    log axes read 10^-4, not the SI prefixes "100μ", "1n"."""
+    figs = _js(driver, """return [...panel.querySelectorAll('.js-plotly-plot')].map(g => ({
+        colours: Object.fromEntries(g._fullData.filter(t => t.name === 'video' || t.name === 'language')
+                                    .map(t => [t.name, t.marker.color])),
+        log_ticks: [...g.querySelectorAll('.xtick text, .ytick text')].map(t => t.textContent)
+                   .filter(() => g._fullLayout.xaxis.type === 'log')}));""")
+    clouds = [f["colours"] for f in figs if f["colours"]]
+    assert len(clouds) == 2 and clouds[0] == clouds[1], clouds
+    ticks = [t for f in figs for t in f["log_ticks"]]
+    assert ticks and not [t for t in ticks if re.search(r"[μnmk]$", t)], ticks
+
+
 def _severe(entries: list[dict], known: tuple[str, ...] = ()) -> list[str]:
     return [e["message"] for e in entries
             if e["level"] == "SEVERE" and not any(k in e["message"] for k in known)]
@@ -458,6 +472,8 @@ def test_notebooks_02_03_run_all_and_the_explorer_in_jupyterlab(lab, driver, ste
             assert not _dirty(driver), f"{name}: opening the notebook marked it modified"
             timings[name] = _run_all(driver, steps, name)
             _check_outputs(driver, steps, name, _expected_figures(NOTEBOOKS / f"{name}.ipynb"))
+            if name == "02_partial_ot":
+                _check_02_figures(driver)
             assert not _severe(steps.logs()), _severe(steps.console)
 
         # the explorer starts on 3.2's pair and values: same tau (0.05, not 0.0501), same cost
