@@ -117,9 +117,10 @@ def test_text_selection_needs_candidates(backbone):
 def test_only_the_chosen_patches_are_warped(backbone):
     model = _rap(backbone)
     rap = model.readpvla_rap
-    with torch.no_grad():
-        rap.delta.copy_(torch.tensor([1.0, 0.5, -1.0, 0.3]))
-        rap.gamma.copy_(torch.tensor([0.7, -0.2, 1.0, 2.5]))
+    with torch.no_grad():  # stored in units of T = 4 frames and N = 4 patches
+        rap.delta.copy_(torch.tensor([1.0, 0.5, -1.0, 0.3]) / 4)
+        rap.gamma.copy_(torch.tensor([0.7, -0.2, 1.0, 2.5]) / 4)
+    assert torch.allclose(rap.frame_offsets, torch.tensor([1.0, 0.5, -1.0, 0.3]))
     b, t, n, start = 2, 4, 4, 1
     z = torch.randn(b * t, 1 + n, 8)  # frames layout: (B*T, P, d)
     chosen = torch.zeros(b, t, n, dtype=torch.bool)
@@ -161,7 +162,7 @@ def test_nonzero_delta_makes_a_frame_depend_on_other_frames():
     h0 = model.video_tower(frames, texts=w).tokens[:, 0]
     assert torch.equal(h0, model.video_tower(swapped, texts=w).tokens[:, 0])  # delta = 0: per frame
     with torch.no_grad():
-        model.readpvla_rap.delta.fill_(1.0)  # frame t reads frame t + 1
+        model.readpvla_rap.delta.fill_(1.0 / 4)  # frame t reads frame t + 1 (units of T = 4)
     h1 = model.video_tower(frames, texts=w).tokens[:, 0]
     assert not torch.allclose(h1, model.video_tower(swapped, texts=w).tokens[:, 0])
     assert not torch.equal(model.encode_video(frames, texts=w),
