@@ -138,7 +138,9 @@ def jobs(temporal: str, rows: Sequence[str], domains: Sequence[str], seeds: Sequ
          settings: TransferSettings = QUICK, root: str | Path | None = None,
          checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
          ) -> list[ex.Job]:
-    """The grid of a retrieval table as jobs, in the order (domain, seed, row)."""
+    """The grid of a retrieval table as jobs, in the order (domain, seed, row). Each job's
+    settings hold only its own row's learning rate (``lrs``), so a record stands for its run
+    whatever the other rows' rates are (a new rate for one row reruns that row only)."""
     if temporal not in TEMPORAL:
         raise ValueError(f"temporal must be one of {TEMPORAL}, got {temporal!r}")
     unknown = [r for r in rows if r not in ROWS]
@@ -151,7 +153,9 @@ def jobs(temporal: str, rows: Sequence[str], domains: Sequence[str], seeds: Sequ
         raise ValueError("seeds is empty")
     ckpt = str(checkpoint if checkpoint is not None else default_checkpoint(temporal))
     data = str(data_root(f"{domains[0]}_train", root))  # the cache: train and test splits
-    return [ex.Job("retrieval", r, d, int(s), temporal, ckpt, data, settings, str(device))
+    own = {r: replace(settings, lrs=((r, settings.lr(ROWS[r])),) if ROWS[r].method else ())
+           for r in rows}
+    return [ex.Job("retrieval", r, d, int(s), temporal, ckpt, data, own[r], str(device))
             for d in domains for s in seeds for r in rows]
 
 
