@@ -21,13 +21,7 @@ import subprocess
 import sys
 import time
 
-SETTINGS = {
-    "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "DNNL_MAX_CPU_ISA": "AVX2"},
-    "default": {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
-                "DNNL_MAX_CPU_ISA": "SSE41"},
-}
+from bench_portability import SETTINGS  # the same kernel settings as the TLG benchmark
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -55,3 +55,10 @@ def out_features(layer: nn.Module, name: str) -> int:
 def reference_param(layer: nn.Module) -> Tensor | None:
     """A parameter of ``layer`` whose device and dtype the adapter should share."""
     return next(iter(layer.parameters()), None)
+
+
+def factory_of(module: nn.Module) -> dict[str, Any]:
+    """``{"device", "dtype"}`` of ``module``'s first parameter (``{}`` without parameters): new
+    adapter weights are made to match the weights they sit beside."""
+    ref = reference_param(module)
+    return {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}

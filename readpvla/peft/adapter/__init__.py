@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import PeftConfig, Target, check_positive_int, check_target
-from ..layer import WrapperLayer, out_features, reference_param
+from ..layer import WrapperLayer, factory_of, out_features
 
 PLACEMENTS = ("ffn", "attn+ffn")
 
@@ -60,8 +60,7 @@ class AdapterLayer(WrapperLayer):
     def __init__(self, base_layer: nn.Module, bottleneck: int, name: str = "") -> None:
         super().__init__(base_layer)
         d = out_features(base_layer, name)
-        ref = reference_param(base_layer)
-        factory = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
+        factory = factory_of(base_layer)
         self.w_down = nn.Linear(d, bottleneck, **factory)
         self.w_up = nn.Linear(bottleneck, d, **factory)
         with torch.no_grad():

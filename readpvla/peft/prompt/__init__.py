@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..config import PeftConfig, check_positive_int
+from ..layer import factory_of
 
 
 @dataclass
@@ -68,8 +69,7 @@ class PromptConfig(PeftConfig):
                 raise ValueError(f"unknown prompt slot(s) {unknown} for {type(model).__name__}; "
                                  f"it declares {sorted(slots)}")
             slots = {s: slots[s] for s in self.slots}
-        ref = next(iter(model.parameters()), None)
-        factory = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
+        factory = factory_of(model)
         prompts = nn.ParameterDict()
         for slot, dim in slots.items():
             p = torch.empty(self.n_tokens, dim, **factory)

@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from ..config import PeftConfig, check_positive_int
+from ..layer import factory_of
 
 SELECTIONS = ("text", "random", "all")
 WARPS = ("both", "temporal", "spatial")
@@ -80,8 +81,7 @@ class RAPConfig(PeftConfig):
                 f"RAP needs a video-text backbone that declares its frame / patch grid "
                 f"(readpvla_rap_slots) and runs RAP in its video tower; {type(model).__name__} "
                 "does not. Use readpvla.backbones.VideoCLIP.")
-        ref = next(iter(model.parameters()), None)
-        factory = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
+        factory = factory_of(model)
         model.readpvla_rap = RAPModule(self, **slots_fn(), **factory)
 
     def is_trainable(self, name: str, model: nn.Module) -> bool:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layer import WrapperLayer, out_features, reference_param
+from ..layer import WrapperLayer, factory_of, out_features
 from ..layout import active_layout
 
 if TYPE_CHECKING:
@@ -41,8 +41,7 @@ class READLayer(WrapperLayer):
         super().__init__(base_layer)
         self.module_name = name  # for error messages
         d, k = out_features(base_layer, name), config.bottleneck
-        ref = reference_param(base_layer)
-        factory = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
+        factory = factory_of(base_layer)
         self.cell = config.cell
         self.w_down = nn.Linear(d, k, bias=True, **factory)
         self.rnn = _CELLS[config.cell](k, k, batch_first=True, **factory)
