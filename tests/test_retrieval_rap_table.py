@@ -33,10 +33,14 @@ def tiny(tmp_path_factory):
 
 def test_ablation_rows_are_rap_variants_at_raps_rate():
     rows, s = retrieval.ROWS, retrieval.TransferSettings(lrs={"RAP": 2e-3})
-    assert retrieval.ABLATION_ROWS and all(rows[r].method == "rap" for r in retrieval.ABLATION_ROWS)
+    variants = [r for r in retrieval.ABLATION_ROWS if r.startswith("RAP ")]
+    assert len(variants) == 9 and all(rows[r].method == "rap" for r in variants)
     assert not set(retrieval.ABLATION_ROWS) & set(retrieval.TABLE_ROWS)
     assert "RAP" in retrieval.TABLE_ROWS
-    for r in retrieval.ABLATION_ROWS:
+    # the SSF base: own rows with their own rates
+    assert rows["SSF"].method == "ssf" and rows["RAP+SSF"].config().ssf is True
+    assert s.lr(rows["RAP+SSF"]) == retrieval.HPARAMS["RAP+SSF"]["lr"]
+    for r in variants:
         assert s.lr(rows[r]) == 2e-3
         cfg = rows[r].config()
         assert isinstance(cfg, rp.peft.RAPConfig) and cfg != rows["RAP"].config()

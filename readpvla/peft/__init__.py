@@ -11,7 +11,7 @@
 
 One folder (or file) per method holds its config and layer: ``read/``, ``adapter/`` (Houlsby),
 ``lora/`` (through the ``peft`` library), ``prompt/``, ``rap/`` (RAP, for video-text dual
-encoders), and ``selective.py`` (Full, Partial,
+encoders), ``ssf/`` (SSF), and ``selective.py`` (Full, Partial,
 BitFit, Proj). ``recipes.py`` says where each architecture's FFNs are; ``mapping.py`` applies,
 counts, saves and loads; ``layout.py`` tells READ where padding and modalities are;
 ``safeio.py`` writes checkpoint files atomically and reads their headers before their tensors.
@@ -43,6 +43,7 @@ from .rap import RAPConfig
 from .read import READConfig, READLayer
 from .recipes import HF_RECIPES, block_lists, find_modules
 from .selective import BitFitConfig, FullConfig, PartialConfig, ProjConfig
+from .ssf import SSFConfig, SSFLayer
 
 #: method name -> config class (the names used in checkpoints, tables and the CLI)
 METHODS: dict[str, type[PeftConfig]] = {
@@ -55,6 +56,7 @@ METHODS: dict[str, type[PeftConfig]] = {
     "adapter": AdapterConfig,
     "read": READConfig,
     "rap": RAPConfig,
+    "ssf": SSFConfig,
 }
 
 __all__ = [
@@ -71,6 +73,8 @@ __all__ = [
     "ProjConfig",
     "PromptConfig",
     "RAPConfig",
+    "SSFConfig",
+    "SSFLayer",
     "READConfig",
     "READLayer",
     "TokenLayout",

@@ -48,13 +48,17 @@ class RAPConfig(PeftConfig):
     #: indices of the video tower's blocks that get LoRM / ASA (None: all; the paper's
     #: RAP_light uses the last four)
     layers: tuple[int, ...] | None = None
+    #: also train SSF (a scale and shift after every linear layer and LayerNorm of both towers,
+    #: :class:`readpvla.peft.SSFConfig`): the base the paper's Table 4 implies (module docstring
+    #: of :mod:`readpvla.peft.rap.layer`, "Parameters")
+    ssf: bool = False
 
     method = "rap"
 
     def validate(self) -> None:
         check_positive_int("rank", self.rank)
         check_positive_int("top_k", self.top_k)
-        for name in ("lorm", "asa", "text"):
+        for name in ("lorm", "asa", "text", "ssf"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not (self.lorm or self.asa or self.text):
@@ -83,8 +87,18 @@ class RAPConfig(PeftConfig):
                 "does not. Use readpvla.backbones.VideoCLIP.")
         factory = factory_of(model)
         model.readpvla_rap = RAPModule(self, **slots_fn(), **factory)
+        if self.ssf:
+            from ..ssf import SSFConfig
+
+            SSFConfig().inject(model)
 
     def is_trainable(self, name: str, model: nn.Module) -> bool:
+        if self.ssf:
+            from ..mapping import is_wrapper_param
+            from ..ssf import SSFLayer
+
+            if is_wrapper_param(model, name, SSFLayer):
+                return True
         return name.startswith("readpvla_rap.")
 
     def to_dict(self) -> dict[str, Any]:

@@ -90,9 +90,12 @@ ROWS: dict[str, Row] = {r.label: r for r in (
     Row("RAP random patches", "rap", (("selection", "random"),), lr_from="RAP"),
     Row("RAP all patches", "rap", (("selection", "all"),), lr_from="RAP"),
     Row("RAP zero offsets", "rap", (("offsets", "zero"),), lr_from="RAP"),
+    # the SSF base the paper's Table 4 implies under RAP (their own learning rates)
+    Row("SSF", "ssf"),
+    Row("RAP+SSF", "rap", (("ssf", True),)),
 )}
 #: RAP's ablation rows (their own table: ``retrieval_ablations_<temporal>``)
-ABLATION_ROWS = tuple(r for r in ROWS if r.startswith("RAP "))
+ABLATION_ROWS = tuple(r for r in ROWS if r.startswith("RAP ")) + ("SSF", "RAP+SSF")
 #: the main table's rows
 TABLE_ROWS = tuple(r for r in ROWS if r not in ABLATION_ROWS)
 
@@ -117,6 +120,8 @@ HPARAMS: dict[str, dict[str, float]] = {
     "read": {"lr": 3e-3, "weight_decay": 0.01},
     "READ-PVLA": {"lr": 3e-3, "weight_decay": 0.01},   # as READ
     "rap": {"lr": 1e-3, "weight_decay": 0.0},
+    "ssf": {"lr": 3e-3, "weight_decay": 0.0},
+    "RAP+SSF": {"lr": 3e-3, "weight_decay": 0.0},
 }
 
 
