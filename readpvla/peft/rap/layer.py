@@ -51,7 +51,8 @@ the offline video CLIP (T = 8, N = 16, D_v = 128, D_t = 384, 4 blocks), 0.057 M 
 with T = 12. The paper reports 1.06 M; its Table 4 gives 0.34 M with neither LoRM nor ASA, the
 parameter count and R@1 (40.8) of its SSF row, so its RAP apparently sits on an SSF base (a scale
 and shift after every operation, Lian et al. 2022) that Sections 3.2-3.3 do not describe. We
-build what the equations say and report the difference.
+build what the equations say, and ``RAPConfig(ssf=True)`` adds the SSF base
+(:class:`readpvla.peft.SSFConfig`) so that the difference can be measured.
 """
 
 from __future__ import annotations
