@@ -219,3 +219,28 @@ def test_make_executor_and_errors(toy, ray_cluster):
         with pytest.raises(ValueError, match="no GPU"):
             ex.run_grid([dataclasses.replace(grid_jobs(toy)[0], device="cuda")], "ray",
                         progress=False)
+
+
+def test_a_local_start_that_times_out_is_tried_again(monkeypatch):
+    """Ray waits a fixed 30 s for its raylet; on a loaded machine init_ray tries again (and gives
+    up after _START_ATTEMPTS, with Ray's error); other errors are not retried."""
+    calls = []
+
+    def fake_init(**kw):
+        calls.append(kw)
+        if len(calls) < 2:
+            raise Exception("The current node timed out during startup. This could happen ...")
+
+    monkeypatch.setattr(ray, "init", fake_init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    executors.init_ray(num_cpus=1)
+    assert len(calls) == 2 and calls[0]["address"] == "local"
+    calls.clear()
+    monkeypatch.setattr(ray, "init", lambda **kw: (calls.append(kw), (_ for _ in ()).throw(
+        Exception("The current node timed out during startup"))))
+    with pytest.raises(Exception, match="timed out during startup"):
+        executors.init_ray(num_cpus=1)
+    assert len(calls) == executors._START_ATTEMPTS
+    monkeypatch.setattr(ray, "init", lambda **kw: (_ for _ in ()).throw(ValueError("other")))
+    with pytest.raises(ValueError, match="other"):
+        executors.init_ray(num_cpus=1)

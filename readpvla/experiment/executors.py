@@ -152,6 +152,10 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+#: tries to start a local Ray when its node times out during start-up (a loaded machine)
+_START_ATTEMPTS = 3
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect this process to Ray the way a grid does (``ray.init``).
 
@@ -161,7 +165,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     variables of :func:`ray_runtime_env` (so the workers Ray starts ahead serve the grid at once).
     Any other ``address`` (``"auto"``, ``"ray://head:10001"``, ``"10.0.0.1:6379"``) joins that
     cluster, with :func:`ray_runtime_env` as the job's runtime environment. The workers' output is
-    not forwarded either way (a run's error comes back in its record).
+    not forwarded either way (a run's error comes back in its record). A local start that times
+    out (Ray waits a fixed 30 s for its raylet, which a loaded machine can exceed) is tried again,
+    up to :data:`_START_ATTEMPTS` times.
     """
     import ray
 
@@ -169,7 +175,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
                           "configure_logging": False}
     if address is None:
         with _local_only(ray_runtime_env()["env_vars"]):
-            ray.init(address="local", num_cpus=num_cpus or usable_cpus(), **kw)
+            for attempt in range(_START_ATTEMPTS):
+                try:
+                    ray.init(address="local", num_cpus=num_cpus or usable_cpus(), **kw)
+                    break
+                except Exception as e:  # Ray raises a bare Exception for this
+                    # Ray waits a fixed 30 s for its raylet; a loaded machine can take longer
+                    if "timed out during startup" not in str(e) or attempt + 1 == _START_ATTEMPTS:
+                        raise
+                    ray.shutdown()
     else:
         if num_cpus is not None:
             raise ValueError("num_cpus is for a local Ray (address=None); a cluster has its own")
