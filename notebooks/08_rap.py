@@ -257,7 +257,7 @@ fig
 # its RAP apparently trains SSF too. Each cell follows from the runs stored beside the table (a
 # test checks it).
 
-# %%
+# %% tags=["report"]
 tables = {(t, name): retrieval.shipped_table(t, name) for t in retrieval.TEMPORAL
           for name in ("retrieval", "retrieval_ablations")}
 for (t, name), payload in tables.items():
