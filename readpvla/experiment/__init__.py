@@ -12,7 +12,16 @@ rows, settings and table specs.
 """
 
 from .executors import LocalExecutor, RayExecutor, make_executor
-from .grid import GridError, Job, RecordFile, check_writable, run_grid, run_job, task_module
+from .grid import (
+    GridError,
+    Job,
+    RecordFile,
+    check_grid,
+    check_writable,
+    run_grid,
+    run_job,
+    task_module,
+)
 from .tables import (
     Column,
     TableSpec,
@@ -34,6 +43,7 @@ __all__ = [
     "RayExecutor",
     "RecordFile",
     "TableSpec",
+    "check_grid",
     "check_writable",
     "compare_runs",
     "format_table",

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GridError", "Job", "RecordFile", "check_writable", "run_grid", "run_job",
-           "task_module"]
+__all__ = ["GridError", "Job", "RecordFile", "check_grid", "check_writable", "run_grid",
+           "run_job", "task_module"]
 
 Key = tuple[str, str, int]
 
@@ -133,6 +133,20 @@ def run_job(job: Job) -> dict[str, Any]:
         if on_cpu:
             torch.set_num_threads(threads)
     return {**head, **record, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def check_grid(rows: Sequence[str], known_rows: Sequence[str], splits: Sequence[str],
+               known_splits: Sequence[str], seeds: Sequence[int]) -> None:
+    """Refuse a grid with unknown or no rows, unknown or no domains, or no seeds (``ValueError``
+    naming what is known), before anything runs."""
+    unknown = [r for r in rows if r not in known_rows]
+    if unknown or not rows:
+        raise ValueError(f"unknown row(s) {unknown}; known: {list(known_rows)}")
+    bad = [d for d in splits if d not in known_splits]
+    if bad or not splits:
+        raise ValueError(f"unknown domain(s) {bad}; known: {list(known_splits)}")
+    if not seeds:
+        raise ValueError("seeds is empty")
 
 
 def check_writable(folder: str | Path) -> Path:

@@ -105,14 +105,7 @@ def jobs(temporal: str, rows: Sequence[str], domains: Sequence[str], seeds: Sequ
     """The grid of a recognition table as jobs, in the order (domain, seed, row)."""
     if temporal not in TEMPORAL:
         raise ValueError(f"temporal must be one of {TEMPORAL}, got {temporal!r}")
-    unknown = [r for r in rows if r not in ROWS]
-    if unknown or not rows:
-        raise ValueError(f"unknown row(s) {unknown}; known: {list(ROWS)}")
-    bad = [d for d in domains if d not in DOMAINS]
-    if bad or not domains:
-        raise ValueError(f"unknown domain(s) {bad}; known: {list(DOMAINS)}")
-    if not seeds:
-        raise ValueError("seeds is empty")
+    ex.check_grid(rows, list(ROWS), domains, list(DOMAINS), seeds)
     ckpt = str(checkpoint if checkpoint is not None else default_checkpoint(temporal))
     data = str(data_root(f"fewshot/{domains[0]}_K{settings.shots}_seed0", root))
     return [ex.Job("recognition", r, d, int(s), temporal, ckpt, data, settings, str(device))

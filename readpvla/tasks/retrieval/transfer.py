@@ -143,14 +143,7 @@ def jobs(temporal: str, rows: Sequence[str], domains: Sequence[str], seeds: Sequ
     whatever the other rows' rates are (a new rate for one row reruns that row only)."""
     if temporal not in TEMPORAL:
         raise ValueError(f"temporal must be one of {TEMPORAL}, got {temporal!r}")
-    unknown = [r for r in rows if r not in ROWS]
-    if unknown or not rows:
-        raise ValueError(f"unknown row(s) {unknown}; known: {list(ROWS)}")
-    bad = [d for d in domains if d not in DOMAINS]
-    if bad or not domains:
-        raise ValueError(f"unknown domain(s) {bad}; known: {list(DOMAINS)}")
-    if not seeds:
-        raise ValueError("seeds is empty")
+    ex.check_grid(rows, list(ROWS), domains, list(DOMAINS), seeds)
     ckpt = str(checkpoint if checkpoint is not None else default_checkpoint(temporal))
     data = str(data_root(f"{domains[0]}_train", root))  # the cache: train and test splits
     own = {r: replace(settings, lrs=((r, settings.lr(ROWS[r])),) if ROWS[r].method else ())
