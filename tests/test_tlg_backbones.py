@@ -143,15 +143,18 @@ def test_recipe_finds_every_ffn_and_head(kind):
         assert sorted(rp.peft.block_lists(model)) == ["decoder.layers", "encoder.layers"]
 
 
-# RAP needs a video-text dual encoder (frames and patches): it refuses these backbones by name
-GENERIC = sorted(m for m in rp.peft.METHODS if m != "rap")
+# RAP and MSTA need a video-text dual encoder (frames and patches, two towers): they refuse
+# these backbones by name
+DUAL_ONLY = ("rap", "msta")
+GENERIC = sorted(m for m in rp.peft.METHODS if m not in DUAL_ONLY)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_rap_refuses_a_backbone_without_frames_and_patches(kind):
+@pytest.mark.parametrize("method", DUAL_ONLY)
+def test_rap_refuses_a_backbone_without_frames_and_patches(kind, method):
     backbone = tiny(kind)
-    with pytest.raises(ValueError, match="readpvla_rap_slots"):
-        rp.peft.apply(backbone, rp.peft.RAPConfig())
+    with pytest.raises(ValueError, match=f"readpvla_{method}_slots"):
+        rp.peft.apply(backbone, rp.peft.METHODS[method]())
     assert not hasattr(backbone, "readpvla_config")
 
 

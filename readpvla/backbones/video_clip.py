@@ -431,6 +431,18 @@ class VideoCLIP(nn.Module):
                 "layers": len(self.vision_model.encoder.layers),
                 "vision_width": self.vision_width, "text_width": self.text_width}
 
+    def readpvla_msta_slots(self) -> dict[str, Any]:
+        """MSTA protocol (:mod:`readpvla.peft.msta`): the video tower's blocks, where the text
+        tower's blocks are, and both towers' widths."""
+        enc = self.text_model.encoder
+        blocks = "layers" if isinstance(getattr(enc, "layers", None), nn.ModuleList) else "layer"
+        if not isinstance(getattr(enc, blocks, None), nn.ModuleList):
+            raise ValueError(f"MSTA hooks the text tower's blocks; {type(self.text_model).__name__}"
+                             " has no encoder.layers / encoder.layer")
+        return {"vision_layers": len(self.vision_model.encoder.layers),
+                "text_blocks": f"text_model.encoder.{blocks}",
+                "vision_width": self.vision_width, "text_width": self.text_width}
+
     def readpvla_external_weights(self) -> dict[str, dict[str, Any]]:
         """Submodules whose weights come from elsewhere and are not stored in checkpoints."""
         if not isinstance(self.config.text, str):
@@ -518,6 +530,9 @@ class VideoCLIP(nn.Module):
         else:
             def run(layer: nn.Module, h: Tensor, i: int) -> Tensor:
                 return _run_layer(layer, h, bias)
+        msta = getattr(self, "readpvla_msta", None)
+        if msta is not None:  # MSTA: x_j = E_j(x_{j-1}) + lambda A_j(x_{j-1}) in its blocks
+            run = msta.video_run(run, b, t, p, mask_v)
         # READ recurs along the frames: per (video, position p) over t = 0..T-1
         with token_layout(vm, grid=(t, p), frame_mask=None if bool(mask_v.all()) else mask_v):
             for i, layer in enumerate(vm.encoder.layers):

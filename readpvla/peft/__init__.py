@@ -10,10 +10,10 @@
     model = rp.peft.load_adapter(fresh_backbone, "my_adapter")
 
 One folder (or file) per method holds its config and layer: ``read/``, ``adapter/`` (Houlsby),
-``lora/`` (through the ``peft`` library), ``prompt/``, ``rap/`` (RAP, for video-text dual
-encoders), ``ssf/`` (SSF), and ``selective.py`` (Full, Partial,
-BitFit, Proj). ``recipes.py`` says where each architecture's FFNs are; ``mapping.py`` applies,
-counts, saves and loads; ``layout.py`` tells READ where padding and modalities are;
+``lora/`` (through the ``peft`` library), ``prompt/``, ``rap/`` (RAP) and ``msta/`` (MSTA), both
+for video-text dual encoders, ``ssf/`` (SSF), and ``selective.py`` (Full, Partial, BitFit,
+Proj). ``recipes.py`` says where each architecture's FFNs are; ``mapping.py`` applies, counts,
+saves and loads; ``layout.py`` tells READ where padding and modalities are;
 ``safeio.py`` writes checkpoint files atomically and reads their headers before their tensors.
 
 Failing safely: ``apply`` and ``load_adapter`` leave the model exactly as it was on any error;
@@ -38,6 +38,7 @@ from .mapping import (
     requires_full_sequence,
     save_adapter,
 )
+from .msta import MSTAConfig
 from .prompt import PromptConfig
 from .rap import RAPConfig
 from .read import READConfig, READLayer
@@ -57,6 +58,7 @@ METHODS: dict[str, type[PeftConfig]] = {
     "read": READConfig,
     "rap": RAPConfig,
     "ssf": SSFConfig,
+    "msta": MSTAConfig,
 }
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "BitFitConfig",
     "FullConfig",
     "LoRAConfig",
+    "MSTAConfig",
     "ParamCount",
     "PartialConfig",
     "PeftConfig",

@@ -2,6 +2,12 @@
 
 The rows are the retrieval task's (:data:`readpvla.tasks.retrieval.rows.ROWS`: Zero-shot and
 every PEFT method) with the same learning rates; the budget is the few-shot protocol's.
+
+:data:`MSTA_ROWS` are MSTA (:class:`readpvla.peft.MSTAConfig`) without and with its consistency
+constraint L_CC (a :class:`RecognitionRow` whose ``consistency`` asks for it;
+:func:`.loss.row_loss` builds the loss), at the logged AdamW settings (:data:`MSTA_HPARAMS`: lr
+1e-3, weight decay 1e-3). They are not in :data:`ROWS` yet: :func:`.transfer.run_one` builds
+its loss without asking the row, so it would train "MSTA + L_CC" without L_CC.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ from dataclasses import dataclass
 
 from ..retrieval.rows import HPARAMS, ROWS, TABLE_ROWS, Row
 from .data import TEMPLATE
+from .loss import Consistency
 
-__all__ = ["HPARAMS", "QUICK", "ROWS", "SHOTS", "TABLE_ROWS", "Row", "TransferSettings"]
+__all__ = ["HPARAMS", "MSTA_HPARAMS", "MSTA_ROWS", "QUICK", "ROWS", "SHOTS", "TABLE_ROWS",
+           "RecognitionRow", "Row", "TransferSettings"]
 
 #: the few-shot protocol's K (videos per class in the training set)
 SHOTS = (2, 4, 8, 16)
@@ -49,3 +57,20 @@ class TransferSettings:
 
 
 QUICK = TransferSettings()
+
+
+@dataclass(frozen=True)
+class RecognitionRow(Row):
+    """A recognition row that may add MSTA's consistency constraint to the cross-entropy."""
+
+    #: None (cross-entropy alone) or the L_CC request (weight, descriptions)
+    consistency: Consistency | None = None
+
+
+#: MSTA without and with L_CC (alpha = 1, N = 2 descriptions per type, the paper's choices)
+MSTA_ROWS: dict[str, RecognitionRow] = {r.label: r for r in (
+    RecognitionRow("MSTA", "msta"),
+    RecognitionRow("MSTA + L_CC", "msta", consistency=Consistency()),
+)}
+#: the logged AdamW settings of MSTA (ViCLIP-B runs of ETL4Video)
+MSTA_HPARAMS: dict[str, dict[str, float]] = {"msta": {"lr": 1e-3, "weight_decay": 1e-3}}
