@@ -4,7 +4,8 @@
 - :class:`ConvergenceWarning`: emitted once per call by the losses when a plan did not converge.
 - :func:`partial_wasserstein_cost`: its per-item transport cost, with envelope / unrolled grads.
 - :func:`pvla_loss`, :func:`vla_loss`, :func:`pooled_distance_loss`, :func:`alignment_loss`: the
-  PVLA loss and the ablation family of Tables 6 and 9.
+  PVLA loss and the ablation family of Tables 6 and 9; :func:`alignment_losses`: every block's
+  loss of a training step with one batched solve.
 - :func:`paper_algorithm1` (Algorithm 1 as printed: balanced OT in disguise), :func:`sinkhorn`
   (balanced), :func:`cosine_cost`, :func:`l2_cost`.
 """
@@ -18,13 +19,21 @@ from .partial import (
     partial_sinkhorn,
     partial_wasserstein_cost,
 )
-from .pvla import ALIGNMENT_METHODS, alignment_loss, pooled_distance_loss, pvla_loss, vla_loss
+from .pvla import (
+    ALIGNMENT_METHODS,
+    alignment_loss,
+    alignment_losses,
+    pooled_distance_loss,
+    pvla_loss,
+    vla_loss,
+)
 
 __all__ = [
     "ALIGNMENT_METHODS",
     "ConvergenceWarning",
     "PartialOTInfo",
     "alignment_loss",
+    "alignment_losses",
     "check_features",
     "cosine_cost",
     "l2_cost",

@@ -53,7 +53,8 @@ def sinkhorn(cost: Tensor, tau: float = 0.05, max_iter: int = 1000, tol: float =
     p = _prepare(cost, 1.0, tau, a, b, mask_a, mask_b)
     if p["C"].numel() == 0:  # B, N or M is 0: nothing to transport
         zero = torch.zeros_like(p["m"])
-        return cost.new_zeros(cost.shape), _info(0, zero, tol, zero, "log", p["unbatched"])
+        none = torch.zeros_like(zero, dtype=torch.long)
+        return cost.new_zeros(cost.shape), _info(none, zero, tol, zero, "log", p["unbatched"])
     sa, sb = p["a"].sum(-1), p["b"].sum(-1)
     if not bool(torch.allclose(sa, sb, rtol=1e-6, atol=0.0)):
         raise ValueError("balanced OT needs |a| = |b| for every item; use partial_sinkhorn for "
@@ -77,4 +78,5 @@ def sinkhorn(cost: Tensor, tau: float = 0.05, max_iter: int = 1000, tol: float =
     viol = torch.where(p["empty"], 0.0, viol)
     m = torch.where(p["empty"], 0.0, sa)
     T = T.to(cost.dtype)
-    return (T[0] if p["unbatched"] else T), _info(n_iter, viol, tol, m, "log", p["unbatched"])
+    iters = torch.full_like(m, n_iter, dtype=torch.long)
+    return (T[0] if p["unbatched"] else T), _info(iters, viol, tol, m, "log", p["unbatched"])

@@ -47,11 +47,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .iterations import dykstra_exp, dykstra_logsumexp
+
 __all__ = ["ConvergenceWarning", "PartialOTInfo", "partial_sinkhorn", "partial_wasserstein_cost",
            "paper_algorithm1"]
 
 METHODS = ("dykstra", "alternating", "paper")
-DOMAINS = ("auto", "exp", "log")
+DOMAINS = ("auto", "exp", "log", "logsumexp")
 # largest per-item cost spread (max C - min C) / tau that the exp domain runs at; above it, or if
 # the exp domain ever produces a non-finite value, "auto" uses the log domain (measured: the exp
 # and log domains agree to ~1e-6 (float32) / ~1e-13 (float64) up to these spreads).
@@ -63,7 +65,7 @@ class PartialOTInfo:
     """What :func:`partial_sinkhorn` reports besides the plan.
 
     Attributes:
-        n_iter: iterations run (the same for every item of a batch).
+        n_iter: iterations run: the most of any item (``iterations.max()``).
         violation: ``[B]`` (or ``[]`` unbatched) L1 optimality residual of the returned plan. For
             ``method="dykstra"``: how far the next row and column projections would move the
             marginals, ``sum_i |r_i - min(a_i, r_i / u_i)| + sum_j |c_j - min(b_j, c_j / v_j)|``
@@ -75,7 +77,10 @@ class PartialOTInfo:
             primal infeasibility ``sum relu(r - a) + sum relu(c - b) + |1'T1 - m|``.
         converged: bool, same shape, ``violation <= tol``.
         mass: the total mass ``m`` the plan transports, same shape (``mass * min(|a|, |b|)``).
-        domain: ``"exp"`` or ``"log"``, where the iterations ran.
+        domain: ``"exp"``, ``"log"`` (stabilised scaling) or ``"logsumexp"``, where the
+            iterations ran (see :mod:`readpvla.ot.iterations`).
+        iterations: ``[B]`` (or ``[]``) iterations each item ran: an item stops at the first
+            check where its own residual is ``<= tol``, whatever the rest of the batch does.
     """
 
     n_iter: int
@@ -83,6 +88,7 @@ class PartialOTInfo:
     converged: Tensor
     mass: Tensor
     domain: str = "exp"
+    iterations: Tensor | None = None
 
 
 class ConvergenceWarning(UserWarning):
@@ -252,138 +258,6 @@ def _check_loop(max_iter, tol, check_every) -> None:
         raise ValueError(f"check_every must be an int >= 1, got {check_every!r}")
 
 
-# ----------------------------------------------------------------------------- Dykstra kernels
-def _exp_step(K, KT, a, b, m, cap, v, z):
-    """One iteration in the scaled domain: ``(v, z) -> (w, v, z, ratio)`` with ``w = z * u``."""
-    Kv = torch.bmm(v, KT)  # (B, 1, N); torch.bmm directly: matmul's dispatch costs ~30% here
-    w = torch.minimum(a / Kv, z * cap)  # (B, 1, N) = z * min(a / (z K v), 1)
-    KTw = torch.bmm(w, K)  # (B, 1, M)
-    v = torch.minimum(b / KTw, cap)  # (B, 1, M) = min(b / (z K'u), 1)
-    ratio = m / (v * KTw).sum(-1, keepdim=True)  # (B, 1, 1) = z_new / z
-    return w, v, z * ratio, ratio
-
-
-class _GraphedChunk:
-    """``k`` iterations replayed as one CUDA graph (the loop is launch-bound on GPUs).
-
-    The first call runs the chunk eagerly on a side stream (the warm-up graphs need), then
-    captures it; later calls replay it. State ``(v, z)`` lives in static buffers that the graph
-    updates in place. Low-level capture API: ``torch.cuda.graph()`` would ``gc.collect()``.
-    """
-
-    def __init__(self, step, k: int):
-        self.step, self.k, self.graph = step, k, None
-
-    def _body(self):
-        v, z = self.v, self.z
-        for _ in range(self.k):
-            w, v, z, ratio = self.step(v, z)
-        self.v.copy_(v)
-        self.z.copy_(z)
-        return w, ratio
-
-    def __call__(self, v, z):
-        if self.graph is None:
-            self.v, self.z = v.clone(), z.clone()
-            side = torch.cuda.Stream(v.device)
-            side.wait_stream(torch.cuda.current_stream(v.device))
-            with torch.cuda.stream(side):
-                w, ratio = self._body()  # real iterations, also the warm-up
-                w, ratio = w.clone(), ratio.clone()
-                self.graph = torch.cuda.CUDAGraph()
-                self.graph.capture_begin()
-                self.w, self.ratio = self._body()  # recorded, not run
-                self.graph.capture_end()
-            torch.cuda.current_stream(v.device).wait_stream(side)
-            return w, self.v, self.z, ratio
-        self.graph.replay()
-        return self.w, self.v, self.z, self.ratio
-
-
-def _dykstra_exp(C, a, b, ma, mb, m, tau, balanced, cmin, max_iter, tol, check_every,
-                 cuda_graph=None):
-    """Scaled domain. State (v, z); each iteration is two row-vector bmm's and ~8 ops on
-    ``[B, 1, N]`` vectors (row-vector products are the fastest bmm form on CPU, measured)."""
-    K = torch.exp((cmin[:, None, None] - C) / tau)  # (B, N, M), max entry 1 per item
-    KT = K.transpose(1, 2).contiguous()  # (B, M, N)
-    a, b, m = a[:, None, :], b[:, None, :], m[:, None, None]  # (B, 1, N), (B, 1, M), (B, 1, 1)
-    v = mb.to(C.dtype)[:, None, :]  # (B, 1, M): v = 1 on real columns, 0 on padding
-    z = m / (torch.bmm(v, KT) * ma[:, None, :]).sum(-1, keepdim=True)  # (B, 1, 1) = m / 1'K1
-    cap = torch.where(balanced, math.inf, 1.0).to(C.dtype)[:, None, None]  # (B, 1, 1)
-
-    def step(v, z):
-        return _exp_step(K, KT, a, b, m, cap, v, z)
-
-    graphs = cuda_graph is not False and C.is_cuda and not (
-        torch.is_grad_enabled() and C.requires_grad) and not torch.cuda.is_current_stream_capturing()
-    # auto: graph only once a run has lasted 3 chunks, so short (converged) runs never pay capture
-    graph_from = 0 if cuda_graph else 3 * check_every
-    chunk = check_every if (tol > 0 or graphs) else max_iter
-    runner = _GraphedChunk(step, chunk) if graphs else None
-    n_iter, viol = 0, None
-    while n_iter < max_iter:
-        k = min(chunk, max_iter - n_iter)
-        if runner is not None and k == chunk and n_iter >= graph_from:
-            w, v, z, ratio = runner(v, z)
-        else:
-            for _ in range(k):
-                w, v, z, ratio = step(v, z)
-        n_iter += k
-        if tol > 0:
-            viol = _residual_exp(K, KT, w * ratio, v, z, a, b, cap)
-            if bool((viol <= tol).all()):
-                break
-    uz = w * ratio  # (B, 1, N) = z * u after the last mass step
-    if viol is None:
-        viol = _residual_exp(K, KT, uz, v, z, a, b, cap)
-    plan = uz.transpose(1, 2) * K * v  # (B, N, M)
-    return plan, viol, n_iter
-
-
-def _residual_exp(K, KT, uz, v, z, a, b, cap) -> Tensor:
-    """Row + column residual ``[B]`` of the plan, from its vectors."""
-    Kv = torch.bmm(v, KT)  # (B, 1, N): row sums = uz * Kv
-    KTuz = torch.bmm(uz, K)  # (B, 1, M): col sums = v * KTuz
-    rows = (uz * Kv - torch.minimum(a, z * Kv * cap)).abs().sum((1, 2))
-    cols = (v * KTuz - torch.minimum(b, KTuz * cap)).abs().sum((1, 2))
-    return rows + cols
-
-
-def _dykstra_log(C, a, b, ma, mb, m, tau, balanced, cmin, max_iter, tol, check_every):
-    """Log domain: the same updates with potentials f, g <= 0, h; stable for any tau."""
-    L = (cmin[:, None, None] - C) / tau  # (B, N, M) <= 0: the shift leaves the plan unchanged
-    la, lb, lm = a.log(), b.log(), m.log()[:, None]  # -inf on padding / zero weights
-    g = torch.where(mb, 0.0, -math.inf).to(C.dtype)  # (B, M)
-    h = lm - torch.logsumexp((L + g[:, None, :]).masked_fill(~ma[:, :, None], -math.inf),
-                             (1, 2))[:, None]  # (B, 1) h0 = log m - log 1'K1
-    cap = torch.where(balanced, math.inf, 0.0).to(C.dtype)[:, None]  # (B, 1) log-domain cap
-    n_iter, viol = 0, None
-    for it in range(1, max_iter + 1):
-        rf = torch.logsumexp(L + g[:, None, :], 2)  # (B, N) log K e^g
-        f = torch.minimum(la - h - rf, cap)
-        cg = torch.logsumexp(L + f[:, :, None], 1)  # (B, M) log K' e^f
-        g = torch.minimum(lb - h - cg, cap)
-        h = lm - torch.logsumexp(g + cg, 1, keepdim=True)  # (B, 1)
-        n_iter = it
-        if tol > 0 and (it % check_every == 0 or it == max_iter):
-            viol = _residual_log(L, f, g, h, cg, la, lb, cap)
-            if bool((viol <= tol).all()):
-                break
-    if viol is None:
-        viol = _residual_log(L, f, g, h, cg, la, lb, cap)
-    plan = torch.exp(L + f[:, :, None] + g[:, None, :] + h[:, :, None])
-    return plan, viol, n_iter
-
-
-def _residual_log(L, f, g, h, cg, la, lb, cap) -> Tensor:
-    """Row + column residual ``[B]`` of the plan, from its potentials."""
-    s_r = h + torch.logsumexp(L + g[:, None, :], 2)  # (B, N) log(z K v): row sum = e^(f + s_r)
-    s_c = h + cg  # (B, M) log(z K'u)
-    rows = (torch.exp(f + s_r) - torch.exp(torch.minimum(la, s_r + cap))).abs().sum(-1)
-    cols = (torch.exp(g + s_c) - torch.exp(torch.minimum(lb, s_c + cap))).abs().sum(-1)
-    return rows + cols
-
-
 # ----------------------------------------------------------------------------- paper / teaching
 def _alternating(C, a, b, keep, target, tau, n_iter):
     """Plain alternating KL projections, no Dykstra corrections (Algorithm 1's inner loop).
@@ -468,7 +342,8 @@ def partial_sinkhorn(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05
                      b: Tensor | None = None, mask_a: Tensor | None = None,
                      mask_b: Tensor | None = None, *, method: str = "dykstra",
                      domain: str = "auto", check_every: int = 10,
-                     cuda_graph: bool | None = None) -> tuple[Tensor, PartialOTInfo]:
+                     cuda_graph: bool | None = None,
+                     compile: bool = False) -> tuple[Tensor, PartialOTInfo]:
     r"""Entropic partial optimal transport plan, batched over items with padding masks.
 
     .. math::
@@ -494,16 +369,20 @@ def partial_sinkhorn(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05
     transport, ``B``, ``N`` or ``M`` = 0: an all-zero plan of the cost's shape, ``n_iter`` 0 (for
     ``B = 0`` the info tensors are empty ``[0]``).
 
-    Numerics: both domains solve for the shifted cost ``C - min C`` (per item, over real
+    Numerics: every domain solves for the shifted cost ``C - min C`` (per item, over real
     entries), which has the same plan (the total mass is fixed, so ``<T, C + c> = <T, C> + c m``);
     a common offset (``C + 1e5`` in float32) therefore costs no accuracy. ``domain="auto"`` runs
     the two mat-vecs per iteration on ``K = exp(-(C - min C)/tau)`` when the per-item spread
-    ``(max C - min C)/tau`` is at most 60 (float32) / 300 (float64), and the same updates with
-    ``torch.logsumexp`` otherwise (or if the former yields a non-finite value), so ``tau = 1e-3``
-    on costs in ``[0, 2]`` is finite and correct. float16 / bfloat16 costs are solved in float32;
-    the plan comes back in the cost's dtype. The stopping test runs every ``check_every``
-    iterations (one host sync each time, none in between) and stops when every item's row and
-    column residual is ``<= tol``; the reported violation adds the returned plan's mass error
+    ``(max C - min C)/tau`` is at most 60 (float32) / 300 (float64), and the log domain otherwise
+    (or if the former yields a non-finite value), so ``tau = 1e-3`` on costs in ``[0, 2]`` is
+    finite and correct. The log domain runs Schmitzer's stabilised scaling (the same iterations
+    on a kernel whose large scalings are absorbed into log-potentials, in float64;
+    :mod:`readpvla.ot.iterations`), falling back to ``"logsumexp"`` if it ever produced a
+    non-finite value. float16 / bfloat16 costs are solved in float32; the plan comes back in the cost's dtype. The stopping test runs every ``check_every``
+    iterations (one host sync each time, none in between); **each item stops** (its state is
+    frozen) at the first check where its own row and column residual is ``<= tol``, so an item's
+    plan does not depend on the rest of the batch (solving many problems in one call gives the
+    plans of separate calls), and the loop ends when every item has stopped; the reported violation adds the returned plan's mass error
     (see :class:`PartialOTInfo`). ``tol = 0`` runs exactly ``max_iter`` iterations. float32 has a
     floor: on cosine costs the violation stalls near 1e-5 at ``tau = 1e-3`` and 1e-4 at
     ``tau = 1e-4`` (measured, 20,000 iterations), so ``tol = 1e-6`` is out of reach there (float64
@@ -528,11 +407,18 @@ def partial_sinkhorn(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05
             :func:`paper_algorithm1` (``mass`` is ignored: Algorithm 1 transports mass 1, which is
             balanced OT). Both teaching methods run exactly ``max_iter`` iterations, with no
             masks for ``"paper"`` and no stabilisation.
-        domain: ``"auto"``, ``"exp"`` (scaled mat-vecs) or ``"log"`` (log-sum-exp).
+        domain: ``"auto"``, ``"exp"`` (scaled mat-vecs), ``"log"`` (stabilised scaling:
+            exp-domain iterations on a kernel with absorbed log-potentials, in float64; any tau)
+            or ``"logsumexp"`` (the textbook log domain, slower; the reference).
         check_every: iterations between convergence checks.
         cuda_graph: replay chunks of ``check_every`` iterations as a CUDA graph (exp domain, no
             autograd, CUDA only; the loop is launch-bound on GPUs). ``None`` (auto): once a run
             has lasted 3 chunks; ``True``: from the first chunk; ``False``: never. Same values.
+        compile: run each chunk of ``check_every`` iterations (all ``max_iter`` with ``tol = 0``)
+            as one ``torch.compile``d function (exp / log domains, not under autograd). It pays
+            once its compilation (seconds, cached per process and on disk) is amortised: long
+            solves, many calls of one shape. Where compiling fails it warns once and runs the
+            plain loop. Same plans (checked in ``tests/test_ot_speed.py``).
 
     Returns:
         ``(plan, info)``: ``plan`` has the shape of ``cost``; ``info`` a :class:`PartialOTInfo`.
@@ -565,26 +451,31 @@ def partial_sinkhorn(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05
     if C.numel() == 0:  # B, N or M is 0: nothing to transport, every item is empty
         zero = torch.zeros_like(m)
         return (cost.new_zeros(cost.shape),
-                _info(0, zero, tol, zero, "log" if domain == "log" else "exp", p["unbatched"]))
+                _info(torch.zeros_like(m, dtype=torch.long), zero, tol, zero,
+                      "exp" if domain == "auto" else domain, p["unbatched"]))
     if method == "paper":
         _, plan = _paper(p, max_iter)
         m = torch.ones_like(m)  # Algorithm 1 normalises to total mass 1
-        viol, n_iter, dom = _infeasibility(plan, p["a"], p["b"], m), max_iter, "exp"
+        viol, iters, dom = _infeasibility(plan, p["a"], p["b"], m), max_iter, "exp"
     elif method == "alternating":
         plan = _alternating(C, p["a"], p["b"], p["keep"], m, p["tau"], max_iter)
-        viol, n_iter, dom = _infeasibility(plan, p["a"], p["b"], m), max_iter, "exp"
+        viol, iters, dom = _infeasibility(plan, p["a"], p["b"], m), max_iter, "exp"
     else:
-        use_exp = domain == "exp" or (domain == "auto" and p["spread"] <= EXP_SPREAD[p["dtype"]])
+        dom = domain if domain != "auto" else (
+            "exp" if p["spread"] <= EXP_SPREAD[p["dtype"]] else "log")
         args = (C, p["a"], p["b"], p["ma"], p["mb"], m, p["tau"], p["balanced"],
                 p["cmin"].detach())
         loop = (max_iter, float(tol), check_every)
-        if use_exp:
-            plan, viol, n_iter = _dykstra_exp(*args, *loop, cuda_graph)
+        if dom == "exp":
+            plan, viol, iters = dykstra_exp(*args, *loop, cuda_graph, compile=compile)
             if domain == "auto" and not bool(torch.isfinite(viol).all()):
-                use_exp = False  # safety net: never return a silent NaN
-        if not use_exp:
-            plan, viol, n_iter = _dykstra_log(*args, *loop)
-        dom = "exp" if use_exp else "log"
+                dom = "log"  # safety net: never return a silent NaN
+        if dom == "log":
+            plan, viol, iters = dykstra_exp(*args, *loop, stabilised=True, compile=compile)
+            if domain in ("auto", "log") and not bool(torch.isfinite(viol).all()):
+                dom = "logsumexp"  # absorption could not keep the scalings finite
+        if dom == "logsumexp":
+            plan, viol, iters = dykstra_logsumexp(*args, *loop)
         plan = torch.where(p["keep"], plan, 0.0)
         # the loop stops on the row / column residual (the mass step makes the total exact up to
         # rounding; counting that rounding there would move the stop of default-path runs); the
@@ -593,18 +484,23 @@ def partial_sinkhorn(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05
     viol = torch.where(empty, 0.0, viol)
     if not bool(torch.isfinite(viol).all()):
         raise ValueError(f"the {dom} domain produced non-finite values (tau={tau}); "
-                         "use domain='log' or a larger tau")
+                         "use domain='logsumexp' or a larger tau")
     m = torch.where(empty, 0.0, m)
     plan = plan.to(cost.dtype)
-    return (plan[0] if p["unbatched"] else plan), _info(n_iter, viol, tol, m, dom, p["unbatched"])
+    if isinstance(iters, int):
+        iters = torch.full(m.shape, iters, dtype=torch.long, device=m.device)
+    iters = torch.where(empty, 0, iters)
+    return (plan[0] if p["unbatched"] else plan), _info(iters, viol, tol, m, dom, p["unbatched"])
 
 
-def _info(n_iter, viol, tol, m, dom, unbatched) -> PartialOTInfo:
+def _info(iters, viol, tol, m, dom, unbatched) -> PartialOTInfo:
     viol, m = viol.detach(), m.detach()
     conv = viol <= tol
+    n_iter = int(iters.max()) if iters.numel() else 0
     if unbatched:
-        viol, conv, m = viol[0], conv[0], m[0]
-    return PartialOTInfo(n_iter=n_iter, violation=viol, converged=conv, mass=m, domain=dom)
+        viol, conv, m, iters = viol[0], conv[0], m[0], iters[0]
+    return PartialOTInfo(n_iter=n_iter, violation=viol, converged=conv, mass=m, domain=dom,
+                         iterations=iters)
 
 
 def partial_wasserstein_cost(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05,

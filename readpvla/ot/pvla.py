@@ -24,6 +24,7 @@ References
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -31,7 +32,8 @@ from torch import Tensor
 from .cost import _cosine, _promote, check_features
 from .partial import ConvergenceWarning, _convergence_warning, _transport_cost
 
-__all__ = ["ALIGNMENT_METHODS", "alignment_loss", "pooled_distance_loss", "pvla_loss", "vla_loss"]
+__all__ = ["ALIGNMENT_METHODS", "alignment_loss", "alignment_losses", "pooled_distance_loss",
+           "pvla_loss", "vla_loss"]
 
 ALIGNMENT_METHODS = ("pvla", "vla", "avg-cosine", "max-cosine", "avg-l2", "max-l2", "none")
 REDUCTIONS = ("mean", "sum", "none")
@@ -272,3 +274,51 @@ def alignment_loss(h_v: Tensor, h_l: Tensor, mask_v: Tensor | None = None,
         check_features(h_v, "h_v", finite=False)
         return torch.zeros((), dtype=h_v.dtype, device=h_v.device)
     raise ValueError(f"method must be one of {ALIGNMENT_METHODS}, got {method!r}")
+
+
+def alignment_losses(h_vs: Sequence[Tensor], h_ls: Sequence[Tensor], mask_v: Tensor | None = None,
+                     mask_l: Tensor | None = None, method: str = "pvla", **kw) -> Tensor:
+    r"""The alignment losses of ``M`` blocks, ``[M]``: :math:`\mathcal L_{align}(H_V^{(m)},
+    H_L^{(m)})` for ``m = 1..M``, with the OT problems of every block solved in **one** batched
+    call.
+
+    Training puts PVLA at every block (TLG: :math:`\frac1M\sum_m`, Section 3.3); one
+    :func:`alignment_loss` per block pays the solver's per-iteration overhead ``M`` times. Here the
+    blocks' ``[B, N, d]`` features are stacked to ``[M B, N, d]`` (the masks repeated) and
+    solved together. The solver stops each item on its own residual
+    (:func:`~readpvla.ot.partial_sinkhorn`), so every block's loss is the one a separate
+    :func:`alignment_loss` call returns (tested). Methods without OT (pooled distances, ``"none"``)
+    and blocks whose shapes differ are computed block by block. At most one
+    :class:`~readpvla.ot.ConvergenceWarning` per call (counting the items of all blocks).
+
+    Args:
+        h_vs, h_ls: ``M`` video / language features, ``[B, N_V, d]`` / ``[B, N_L, d]`` each.
+        mask_v, mask_l: bool ``[B, N_V]`` / ``[B, N_L]`` shared by the blocks (True = real).
+        method, **kw: as :func:`alignment_loss` (``reduction`` must stay ``"mean"``).
+
+    Returns:
+        ``[M]`` losses, one per block (``torch.stack`` of the per-block :func:`alignment_loss`).
+    """
+    h_vs, h_ls = list(h_vs), list(h_ls)
+    if not h_vs or len(h_vs) != len(h_ls):
+        raise ValueError(f"need as many video as language blocks, at least one; got {len(h_vs)} "
+                         f"and {len(h_ls)}")
+    if kw.get("reduction", "mean") != "mean":
+        raise ValueError("alignment_losses averages each block over its items; reduction must "
+                         f"be 'mean', got {kw['reduction']!r}")
+    same = (all(isinstance(h, Tensor) and h.ndim == 3 for h in h_vs + h_ls)
+            and len({tuple(h.shape) for h in h_vs}) == 1 and len({tuple(h.shape) for h in h_ls}) == 1
+            and len({(h.dtype, h.device) for h in h_vs + h_ls}) == 1)
+    if method not in ("pvla", "vla") or len(h_vs) == 1 or not same:
+        return torch.stack([alignment_loss(hv, hl, mask_v, mask_l, method, **kw)
+                            for hv, hl in zip(h_vs, h_ls)])
+    _, _, _, _, nonempty, _ = _features(h_vs[0], h_ls[0], mask_v, mask_l)  # checks the masks
+    n_blocks, B = len(h_vs), h_vs[0].shape[0]
+    masks = [None if mk is None else (mk.repeat(n_blocks, 1) if isinstance(mk, Tensor)
+                                      and mk.ndim == 2 else mk) for mk in (mask_v, mask_l)]
+    if method == "vla":
+        kw = {**kw, "mass": 1.0}
+    per_item, warning = _pvla_kw(torch.cat(h_vs), torch.cat(h_ls), *masks,
+                                 **{**kw, "reduction": "none"})  # (M B,)
+    losses = per_item.view(n_blocks, B).sum(1) / nonempty.sum().clamp_min(1).to(per_item.dtype)
+    return _emit(losses, warning)

@@ -50,12 +50,12 @@ def pvla_term(out: Any, fusion_layer: int, cfg: PVLASettings) -> torch.Tensor:
     at every layer (paper Eq. 4: :math:`H_V^{(m+1)} = H_V^{(m)}`). ``cfg.layers="fusion"``
     keeps only :math:`m = f`. Shapes: ``h_v [B, N_V, d]``, ``h_l [B, N_L, d]``; returns a scalar.
     """
-    from readpvla.ot import pvla_loss
+    from readpvla.ot import alignment_losses
 
     h_ls = [out.h_l] if cfg.layers == "fusion" else [*out.h_l_layers[:fusion_layer], out.h_l]
-    losses = [pvla_loss(out.h_v, h_l, out.mask_v, out.mask_l, mass=cfg.mass, tau=cfg.tau,
-                        max_iter=cfg.max_iter) for h_l in h_ls]
-    return torch.stack(losses).mean()
+    # every layer's OT problems in one batched solve (same losses as one pvla_loss per layer)
+    return alignment_losses([out.h_v] * len(h_ls), h_ls, out.mask_v, out.mask_l, "pvla",
+                            mass=cfg.mass, tau=cfg.tau, max_iter=cfg.max_iter).mean()
 
 
 def vls_loss(model: Any, batch: dict[str, Any], pvla: PVLASettings = PVLASettings()
