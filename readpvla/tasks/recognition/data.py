@@ -11,8 +11,10 @@ ship in ``data_samples/rendered``; the rest is generated into the cache on first
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +25,8 @@ from readpvla.data.videotext import RecognitionData, load_recognition
 
 from ..retrieval.data import frames_tensor
 
-__all__ = ["DOMAINS", "PAIRS", "TEMPLATE", "TrainBatches", "data_root", "dataset", "prompts"]
+__all__ = ["DOMAINS", "PAIRS", "TEMPLATE", "TrainBatches", "base_novel", "data_root", "dataset",
+           "dataset_of", "prompts", "zeroshot_classes"]
 
 DOMAINS = tuple(rendered.DOMAINS)
 #: the prompt a class name goes into (CLIP's zero-shot habit)
@@ -54,6 +57,49 @@ def dataset(split: str, root: str | Path | None = None) -> RecognitionData:
     if key not in _DATA:
         _DATA[key] = load_recognition(where, split)
     return _DATA[key]
+
+
+def dataset_of(split: str, classes: Sequence[str] | None = None,
+               root: str | Path | None = None) -> RecognitionData:
+    """``dataset(split)``, restricted to ``classes`` (relabelled in their order,
+    :meth:`RecognitionData.restrict`) when given; loaded once per process, frames cached."""
+    if classes is None:
+        return dataset(split, root)
+    key = (str(data_root(split, root)), f"{split}|" + "|".join(classes))
+    if key not in _DATA:
+        _DATA[key] = dataset(split, root).restrict(classes)
+    return _DATA[key]
+
+
+def _class_file(name: str, root: str | Path | None) -> Any:
+    """A JSON file of ``recognition/`` (``zeroshot.json``, ``base_novel/seed{s}.json``): from
+    ``root`` if given, else the shipped folder, else the generated cache."""
+    if root is not None:
+        where = Path(root)
+    else:
+        shipped = rendered.shipped_dir()
+        where = shipped if (shipped / "recognition" / name).is_file() else \
+            rendered.ensure(quiet=True)
+    path = where / "recognition" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"class split file not found: {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def base_novel(split: int, root: str | Path | None = None) -> dict[str, list[str]]:
+    """Base-to-novel class split ``split`` (0, 1, 2): ``{"base": [12 classes], "novel": [12]}``
+    (``recognition/base_novel/seed{split}.json``; an order-only pair is always on one side)."""
+    if isinstance(split, bool) or not isinstance(split, int) or split < 0:
+        raise ValueError(f"base-to-novel split must be an integer >= 0, got {split!r}")
+    d = _class_file(f"base_novel/seed{split}.json", root)
+    return {"base": list(d["base"]), "novel": list(d["novel"])}
+
+
+def zeroshot_classes(root: str | Path | None = None) -> dict[str, list[str]]:
+    """``{"seen": [...], "unseen": [...]}``: the classes of the source split (the pretraining's)
+    and the ones it never shows (``recognition/zeroshot.json``)."""
+    d = _class_file("zeroshot.json", root)
+    return {"seen": list(d["seen"]), "unseen": list(d["unseen"])}
 
 
 def prompts(classes: Sequence[str], template: str = TEMPLATE) -> list[str]:

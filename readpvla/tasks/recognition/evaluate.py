@@ -7,7 +7,9 @@ left, growing / shrinking, ...), the choice between its class and its reverse pa
 frames, played backwards, are a video of the partner. A backbone that pools a bag of frames
 gives both videos the same embedding, so it is right on exactly one class of each pair: 50%.
 
-The table's number is **top-1 accuracy** (``top1``); ``order_pairs`` sits beside it.
+The table's number is **top-1 accuracy** (``top1``); ``order_pairs`` sits beside it. The
+base-to-novel protocol reports ``base`` / ``novel`` / ``HM`` (:func:`evaluate_base_to_novel`), the
+zero-shot protocol top-1 among the unseen classes (:func:`evaluate_zeroshot`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..retrieval.data import frames_tensor
 from .data import PAIRS, TEMPLATE, prompts
 
 __all__ = ["EXTRA_METRICS", "TABLE_METRIC", "class_scores", "evaluate", "evaluate_base_novel",
-           "order_pair_accuracy"]
+           "evaluate_base_to_novel", "evaluate_zeroshot", "order_pair_accuracy"]
 
 TABLE_METRIC = "top1"
 EXTRA_METRICS = ("top5", "mean_class", "order_pairs")
@@ -44,8 +46,10 @@ def class_scores(model: nn.Module, data: RecognitionData, classes: Sequence[str]
     try:
         tok = model.tokenize(prompts(classes, template))
         text = model.encode_text(tok["input_ids"].to(dev), tok["attention_mask"].to(dev))
+        # the class prompts are RAP's candidate sentences (ignored by every other method)
         videos = [model.encode_video(frames_tensor(data, range(i, min(i + batch_size, len(data))))
-                                     .to(dev)) for i in range(0, len(data), batch_size)]
+                                     .to(dev), texts=text)
+                  for i in range(0, len(data), batch_size)]
     finally:
         model.train(was)
     return (torch.cat(videos) @ text.t()).double().cpu().numpy()
@@ -92,3 +96,50 @@ def evaluate_base_novel(model: nn.Module, data: RecognitionData, base: Sequence[
     index = {c: k for k, c in enumerate(data.classes)}
     return base_novel_accuracy(scores, data.labels, [index[c] for c in base],
                                [index[c] for c in novel])
+
+
+def evaluate_base_to_novel(model: nn.Module, data: RecognitionData, base: Sequence[str],
+                           novel: Sequence[str], template: str = TEMPLATE,
+                           per_item: bool = False) -> dict[str, Any]:
+    """The base-to-novel protocol's record: ``base``, ``novel``, ``HM`` (as
+    :func:`evaluate_base_novel`), ``order_pairs`` over every order-only test video and
+    ``order_pairs_base`` / ``order_pairs_novel`` over those of base / novel classes (a pair is
+    always on one side of a split, so the choice between a class and its partner stays within
+    it); with ``per_item`` also ``{"per_item": {"order_pairs": hits}}``. One pass over the test
+    videos."""
+    scores = class_scores(model, data, template=template)
+    index = {c: k for k, c in enumerate(data.classes)}
+    labels = np.asarray(data.labels)
+    out: dict[str, Any] = dict(base_novel_accuracy(scores, labels, [index[c] for c in base],
+                                                   [index[c] for c in novel]))
+    pairs, hits = order_pair_accuracy(scores, labels, data.classes)
+    out["order_pairs"] = pairs
+    for part, classes in (("base", base), ("novel", novel)):
+        keep = np.isin(labels, [index[c] for c in classes])
+        out[f"order_pairs_{part}"] = order_pair_accuracy(scores[keep], labels[keep],
+                                                         data.classes)[0]
+    if per_item:
+        out["per_item"] = {"order_pairs": hits}
+    return out
+
+
+def evaluate_zeroshot(model: nn.Module, data: RecognitionData, unseen: Sequence[str],
+                      template: str = TEMPLATE, per_item: bool = False) -> dict[str, Any]:
+    """The zero-shot protocol's record on the test videos of the ``unseen`` classes: ``top1``
+    and ``mean_class`` among the unseen classes only (ViFi-CLIP's zero-shot protocol: the
+    target's own label set), ``top1_all`` among all of ``data.classes`` (generalised zero-shot),
+    ``order_pairs`` (the unseen order-only pairs); with ``per_item`` the top-1 hits."""
+    test = data.restrict(unseen)
+    scores_all = class_scores(model, test, classes=data.classes, template=template)  # [N, C]
+    cols = [data.classes.index(c) for c in test.classes]
+    scores = scores_all[:, cols]  # [N, C_unseen]  (a video's score per class does not depend
+    labels = test.labels          #                 on the other classes)
+    out: dict[str, Any] = {
+        "top1": accuracy(scores, labels, k=1),
+        "mean_class": mean_class_accuracy(scores, labels),
+        "top1_all": accuracy(scores_all, np.asarray(cols)[labels], k=1),
+        "order_pairs": order_pair_accuracy(scores, labels, test.classes)[0]}
+    if per_item:
+        out["per_item"] = {"top1": [100.0 * float(p == y) for p, y in
+                                    zip(scores.argmax(1).tolist(), labels.tolist())]}
+    return out

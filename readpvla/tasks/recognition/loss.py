@@ -5,7 +5,9 @@ MSTA's spatiotemporal consistency constraint L_CC.
           \rangle\big), \qquad \mathcal L_{CE} = -\log p(y \mid x)
 
 with ``v`` / ``t`` the unit video / text embeddings and ``s`` the learned logit scale. The text
-side runs every step (its adapter, if any, trains too).
+side runs every step (its adapter, if any, trains too). The class prompts' embeddings are the
+candidate sentences of RAP's text-conditioned patch selection (``encode_video(..., texts=)``;
+ignored by every other method), as a retrieval batch's captions are.
 
 **L_CC** (ETL4Video, Chen et al. 2025, Sec. 3.3). A frozen copy of the pretrained text branch
 encodes N spatial and N temporal descriptions of every class (:mod:`.descriptions`); their
@@ -37,7 +39,7 @@ from torch import Tensor, nn
 from .descriptions import ClassDescriptions, generate, load_etl4video
 
 __all__ = ["Consistency", "ConsistencyTargets", "class_logits", "consistency_loss",
-           "consistency_targets", "recognition_loss", "row_loss"]
+           "consistency_targets", "describe_row_loss", "recognition_loss", "row_loss"]
 
 
 def class_logits(model: nn.Module, frames: Tensor, class_tokens: dict[str, Tensor]) -> Tensor:
@@ -47,10 +49,19 @@ def class_logits(model: nn.Module, frames: Tensor, class_tokens: dict[str, Tenso
 
 def _logits(model: nn.Module, frames: Tensor, class_tokens: dict[str, Tensor]
             ) -> tuple[Tensor, Tensor]:
-    video = model.encode_video(frames)                                           # (B, D)
     text = model.encode_text(class_tokens["input_ids"], class_tokens["attention_mask"])  # (C, D)
+    video = model.encode_video(frames, texts=text)                               # (B, D)
     scale = model.logit_scale.exp().clamp(max=100.0)
     return scale * video @ text.t(), text
+
+
+def _towers(model: nn.Module, frames: Tensor, class_tokens: dict[str, Tensor]
+            ) -> tuple[Tensor, Tensor, Any, Any]:
+    """As :func:`_logits`, also the towers' token outputs (an alignment loss needs them)."""
+    text = model.text_tower(class_tokens["input_ids"], class_tokens["attention_mask"])  # (C, L, D)
+    video = model.video_tower(frames, texts=text.embeds)                           # (B, T, D)
+    scale = model.logit_scale.exp().clamp(max=100.0)
+    return scale * video.embeds @ text.embeds.t(), text.embeds, video, text
 
 
 def consistency_loss(w: Tensor, d_s: Tensor, d_t: Tensor) -> Tensor:
@@ -103,22 +114,46 @@ def consistency_targets(backbone: nn.Module, descriptions: ClassDescriptions,
 
 
 def recognition_loss(model: nn.Module, batch: dict[str, Any], class_tokens: dict[str, Tensor],
-                     consistency: ConsistencyTargets | None = None
-                     ) -> tuple[Tensor, dict[str, float]]:
+                     consistency: ConsistencyTargets | None = None, align: str | None = None,
+                     lam: float = 0.1) -> tuple[Tensor, dict[str, float]]:
     """Cross-entropy of the class logits (:func:`class_logits`), plus ``alpha * L_CC`` with
-    ``consistency``, for :func:`readpvla.train.fit`; logs ``ce``, ``cc`` (with consistency)
-    and the batch accuracy ``acc``."""
+    ``consistency``, plus ``lam`` x an alignment loss with ``align`` (READ-PVLA: ``"pvla"``), for
+    :func:`readpvla.train.fit`; logs ``ce``, ``cc`` (with consistency), ``align`` (with align)
+    and the batch accuracy ``acc``.
+
+    **(choice) The alignment term in recognition.** Retrieval aligns each video's projected
+    frames with the words of its caption (:mod:`readpvla.tasks.retrieval.loss`); here a video's
+    only text is its class prompt, so each video's frames ``[T, D]`` are aligned with the word
+    tokens ``[L, D]`` of *its own* class prompt (matched pairs only, as PVLA), with the
+    retrieval task's PVLA settings (mass 0.5, tau 0.05, at most 100 iterations)."""
     dev = batch["frames"].device
     tok = {k: v.to(dev) for k, v in class_tokens.items()}
-    logits, text = _logits(model, batch["frames"], tok)
-    ce = F.cross_entropy(logits, batch["labels"])
-    acc = float((logits.argmax(-1) == batch["labels"]).float().mean())
+    labels = batch["labels"]
+    if align is None:
+        logits, text = _logits(model, batch["frames"], tok)
+    else:
+        logits, text, v_out, t_out = _towers(model, batch["frames"], tok)
+    ce = F.cross_entropy(logits, labels)
+    acc = float((logits.argmax(-1) == labels).float().mean())
     logs = {"ce": float(ce.detach()), "acc": 100.0 * acc}
     loss = ce
     if consistency is not None:
         cc = consistency_loss(text, consistency.d_s.to(dev), consistency.d_t.to(dev))
-        loss = ce + consistency.alpha * cc
+        loss = loss + consistency.alpha * cc
         logs["cc"] = float(cc.detach())
+    if align is not None:
+        from readpvla import ot
+        from readpvla.tasks.tlg.loss import MASS, PVLA_MAX_ITER, PVLA_TOL, TAU
+
+        kw: dict[str, Any] = {}
+        if align in ("pvla", "vla"):
+            kw = {"tau": TAU, "max_iter": PVLA_MAX_ITER, "tol": PVLA_TOL,
+                  **({"mass": MASS} if align == "pvla" else {})}
+        # video i with the prompt of its class: [B, T, D] vs [B, L, D]
+        al = ot.alignment_loss(v_out.tokens, t_out.tokens[labels], v_out.mask,
+                               t_out.mask[labels], method=align, **kw)
+        loss = loss + lam * al
+        logs["align"] = float(al.detach())
     return loss, logs
 
 
@@ -159,8 +194,26 @@ def row_loss(row: Any, backbone: nn.Module, classes: Sequence[str],
              class_tokens: dict[str, Tensor]) -> Callable[..., tuple[Tensor, dict[str, float]]]:
     """The training loss of a table row for :func:`readpvla.train.fit`: cross-entropy, plus
     L_CC when the row asks for it (``row.consistency``, a :class:`Consistency`), its targets
-    from the pretrained ``backbone`` over ``classes`` (the order of ``class_tokens``)."""
+    from the pretrained ``backbone`` over ``classes`` (the order of ``class_tokens``), plus
+    ``row.lam`` x the row's alignment loss when it has one (``row.align``, READ-PVLA)."""
     request = getattr(row, "consistency", None)
     targets = None if request is None else consistency_targets(
         backbone, request.descriptions(classes), classes, request.alpha)
-    return partial(recognition_loss, class_tokens=class_tokens, consistency=targets)
+    align = getattr(row, "align", None)
+    extra: dict[str, Any] = {} if align is None else {"align": align,
+                                                      "lam": float(getattr(row, "lam", 0.1))}
+    return partial(recognition_loss, class_tokens=class_tokens, consistency=targets, **extra)
+
+
+def describe_row_loss(row: Any) -> str:
+    """What a record says about a row's training loss: ``"ce"``, ``"ce + 1 * cc(n=2, h=0)"``,
+    ``"ce + 0.1 * pvla"``."""
+    text = "ce"
+    request = getattr(row, "consistency", None)
+    if request is not None:
+        src = (f"{request.dataset}" if request.folder is not None
+               else f"generated, h={request.hallucination:g}")
+        text += f" + {request.alpha:g} * cc(n={request.n}, {src})"
+    if getattr(row, "align", None) is not None:
+        text += f" + {row.lam:g} * {row.align}"
+    return text

@@ -1,13 +1,37 @@
-"""The rows of the recognition tables, their learning rates, and the budget every row shares.
+"""The rows of the recognition tables, their learning rates, the protocols, and the budget every
+row shares.
 
-The rows are the retrieval task's (:data:`readpvla.tasks.retrieval.rows.ROWS`: Zero-shot and
-every PEFT method) with the same learning rates; the budget is the few-shot protocol's.
+**Rows.** The retrieval task's rows (:data:`readpvla.tasks.retrieval.rows.ROWS`: Zero-shot and
+every PEFT method, at the same base learning rates), plus three of this task's own:
 
-:data:`MSTA_ROWS` are MSTA (:class:`readpvla.peft.MSTAConfig`) without and with its consistency
-constraint L_CC (a :class:`RecognitionRow` whose ``consistency`` asks for it;
-:func:`.loss.row_loss` builds the loss), at the logged AdamW settings (:data:`MSTA_HPARAMS`: lr
-1e-3, weight decay 1e-3). They are not in :data:`ROWS` yet: :func:`.transfer.run_one` builds
-its loss without asking the row, so it would train "MSTA + L_CC" without L_CC.
+- ``AdaptFormer`` (Chen et al., NeurIPS 2022): a parallel, scaled bottleneck adapter beside the
+  MLP of every block of the **video tower only**, ``x + MLP(LN(x)) + s ReLU(LN(x) W_down) W_up``,
+  s = 0.1, ``W_up`` zero-initialised (:class:`readpvla.peft.AdapterConfig` with
+  ``placement="parallel"``). **(choice)** Bottleneck 11: the paper's 64 at ViT-B's width 768,
+  scaled to the shipped video CLIP's width 128 (as MSTA's width is scaled from its logs); the
+  Adapter row's learning rate (``HPARAMS["adapter"]``).
+- ``MSTA`` and ``MSTA + L_CC`` (:data:`MSTA_ROWS`): :class:`readpvla.peft.MSTAConfig` (every
+  block, the base-to-novel setting of the logs) without and with its consistency constraint
+  (a :class:`RecognitionRow` whose ``consistency`` asks for it; :func:`.loss.row_loss` builds
+  the loss), at the logged AdamW settings (:data:`MSTA_HPARAMS`: lr 1e-3, weight decay 1e-3).
+
+``READ-PVLA`` trains with the cross-entropy + 0.1 x PVLA between each video's frames and its
+class prompt's words (:func:`.loss.recognition_loss`).
+
+**Ablations** (:data:`ABLATIONS`, named row sets; ``readpvla transfer-recognition --ablations
+NAME``), each with its reference row first:
+
+- ``msta-branches``: MSTA / language only / vision only / no shared layer (the paper's ablation;
+  **(choice)** without L_CC, so the rows differ in the adapter alone: with the vision branch
+  only, L_CC could not move the frozen text tower anyway);
+- ``msta-descriptions``: MSTA + L_CC with N = 1, 2, 4, 8 descriptions per type, without and with
+  hallucination (the generator of :mod:`.descriptions`, **(choice)** rate 0.5). The generator's
+  first 2 descriptions of a class are always right, so with N <= 2 the hallucinated lists equal
+  the clean ones: only N = 4 and N = 8 get a hallucinated row (the others would repeat runs);
+- ``msta-start``: MSTA + L_CC injected from block 0, 1, 2, 3 to the last (the shipped video
+  CLIP has 4 video blocks; the logs' few-shot "blocks 8-12 of 12" is the last 5 of 12);
+- ``msta-temporal``: MSTA + L_CC with and without the temporal 3-D convolution (the order-only
+  pairs' column shows what the convolution buys).
 """
 
 from __future__ import annotations
@@ -15,23 +39,44 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..retrieval.rows import HPARAMS, ROWS, TABLE_ROWS, Row
+from ..retrieval.rows import HPARAMS as RETRIEVAL_HPARAMS
+from ..retrieval.rows import ROWS as RETRIEVAL_ROWS
+from ..retrieval.rows import TABLE_ROWS as RETRIEVAL_TABLE_ROWS
+from ..retrieval.rows import Row
 from .data import TEMPLATE
 from .loss import Consistency
 
-__all__ = ["HPARAMS", "MSTA_HPARAMS", "MSTA_ROWS", "QUICK", "ROWS", "SHOTS", "TABLE_ROWS",
-           "RecognitionRow", "Row", "TransferSettings"]
+__all__ = ["ABLATIONS", "HALLUCINATION", "HPARAMS", "MSTA_HPARAMS", "MSTA_ROWS", "PROTOCOLS",
+           "QUICK", "ROWS", "SHOTS", "TABLE_ROWS", "RecognitionRow", "Row", "TransferSettings",
+           "row_key"]
 
 #: the few-shot protocol's K (videos per class in the training set)
 SHOTS = (2, 4, 8, 16)
+#: the transfer protocols (:mod:`.transfer`): K-shot training set; base classes of a K-shot set
+#: -> base and novel classes; seen classes of a K-shot set -> unseen classes; the full training
+#: split
+PROTOCOLS = ("fewshot", "base2novel", "zeroshot", "supervised")
 
 
 @dataclass(frozen=True)
 class TransferSettings:
-    """The fine-tuning budget shared by every row: ``epochs`` passes over a K-shot training set
-    (K videos of each of the 24 classes; seed s of a run uses the K-shot set of seed s mod 3),
-    batch ``batch_size``, linear warm-up then cosine decay, the last epoch's weights (no
-    validation split: nothing is selected)."""
+    """The fine-tuning budget shared by every row, and the protocol it runs.
+
+    ``epochs`` passes over the protocol's training set of a target domain, batch ``batch_size``,
+    linear warm-up then cosine decay, the last epoch's weights (no validation split: nothing is
+    selected). Training sets (seed s of a run uses the K-shot set ``s mod 3`` and, for
+    base-to-novel, class split ``s mod 3``):
+
+    - ``fewshot``: the K-shot set (K videos of each of the 24 classes, ``K = shots``);
+    - ``base2novel``: the K-shot set's videos of the 12 base classes (K = 16 by default, the
+      16-shot base training of CoCoOp / ViFi-CLIP);
+    - ``zeroshot``: the K-shot set's videos of the 20 seen classes (the source split's classes:
+      the pretraining never showed the other 4). **(choice)** The target domain's videos, not
+      the source split's, so the row adapts to the domain and is then tested on classes it never
+      saw in it (the source split is what the backbone was pretrained on);
+    - ``supervised``: the domain's whole training split (20 videos per class, 480; ``shots`` is
+      not used).
+    """
 
     shots: int = 16
     epochs: int = 6
@@ -39,10 +84,15 @@ class TransferSettings:
     warmup_steps: int = 5
     lr_scale: float = 1.0
     template: str = TEMPLATE
+    #: one of :data:`PROTOCOLS`
+    protocol: str = "fewshot"
 
     def __post_init__(self) -> None:
-        if self.shots not in SHOTS:
-            raise ValueError(f"shots must be one of {SHOTS}, got {self.shots!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if isinstance(self.shots, bool) or self.shots not in SHOTS:
+            raise ValueError(f"shots must be one of {SHOTS} (videos per class in a K-shot set), "
+                             f"got {self.shots!r}")
         for name in ("epochs", "batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -74,3 +124,55 @@ MSTA_ROWS: dict[str, RecognitionRow] = {r.label: r for r in (
 )}
 #: the logged AdamW settings of MSTA (ViCLIP-B runs of ETL4Video)
 MSTA_HPARAMS: dict[str, dict[str, float]] = {"msta": {"lr": 1e-3, "weight_decay": 1e-3}}
+
+#: AdaptFormer on the video tower: the parallel adapter beside every video block's MLP
+ADAPTFORMER = Row("AdaptFormer", "adapter", (
+    ("placement", "parallel"), ("target", r"vision_model\.encoder\.layers\.\d+\.mlp"),
+    ("bottleneck", 11), ("scale", 0.1), ("activation", "relu")))
+
+#: the hallucination rate of the "with hallucination" rows of the N sweep
+HALLUCINATION = 0.5
+#: video blocks of the shipped video CLIP (the injection-start sweep's range)
+_VIDEO_BLOCKS = 4
+
+_ABLATION_ROWS: tuple[RecognitionRow, ...] = (
+    RecognitionRow("MSTA language only", "msta", (("branches", "text"),)),
+    RecognitionRow("MSTA vision only", "msta", (("branches", "vision"),)),
+    RecognitionRow("MSTA no shared layer", "msta", (("shared", False),)),
+    *(RecognitionRow(f"MSTA + L_CC N={n}", "msta", consistency=Consistency(n=n))
+      for n in (1, 2, 4, 8)),
+    *(RecognitionRow(f"MSTA + L_CC N={n} h={HALLUCINATION:g}", "msta",
+                     consistency=Consistency(n=n, hallucination=HALLUCINATION))
+      for n in (4, 8)),
+    *(RecognitionRow(f"MSTA + L_CC start={k}", "msta", (("start", k),),
+                     consistency=Consistency()) for k in range(1, _VIDEO_BLOCKS)),
+    RecognitionRow("MSTA + L_CC no temporal", "msta", (("temporal", False),),
+                   consistency=Consistency()),
+)
+
+#: every row, by label: the retrieval task's, AdaptFormer, MSTA's and the ablations'
+ROWS: dict[str, Row] = {**RETRIEVAL_ROWS, ADAPTFORMER.label: ADAPTFORMER, **MSTA_ROWS,
+                        **{r.label: r for r in _ABLATION_ROWS}}
+#: AdamW settings: the retrieval task's base rates and MSTA's logged ones
+HPARAMS: dict[str, dict[str, float]] = {**RETRIEVAL_HPARAMS, **MSTA_HPARAMS}
+
+#: the ablation tables' row sets, each with its reference row first (module docstring)
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "msta-branches": ("MSTA", "MSTA language only", "MSTA vision only", "MSTA no shared layer"),
+    "msta-descriptions": ("MSTA + L_CC N=1", "MSTA + L_CC N=2", "MSTA + L_CC N=4",
+                          "MSTA + L_CC N=8", f"MSTA + L_CC N=4 h={HALLUCINATION:g}",
+                          f"MSTA + L_CC N=8 h={HALLUCINATION:g}"),
+    "msta-start": ("MSTA + L_CC", *(f"MSTA + L_CC start={k}" for k in range(1, _VIDEO_BLOCKS))),
+    "msta-temporal": ("MSTA + L_CC", "MSTA + L_CC no temporal"),
+}
+
+#: the main tables' rows: the retrieval table's (Zero-shot first), AdaptFormer beside Adapter,
+#: then MSTA and MSTA + L_CC
+TABLE_ROWS: tuple[str, ...] = tuple(
+    x for r in RETRIEVAL_TABLE_ROWS for x in ((r, "AdaptFormer") if r == "Adapter" else (r,))
+) + tuple(MSTA_ROWS)
+
+
+def row_key(row: Row) -> str:
+    """The :data:`HPARAMS` key of a row: its label if it has its own entry, else its method."""
+    return row.label if row.label in HPARAMS else str(row.method)
