@@ -7,6 +7,13 @@ CPU threads; prints the wall time per method, seconds per epoch and the READ-PVL
     python benchmarks/bench_tlg_transfer.py --table --workers 2 # the full default Table 1, timed
     python benchmarks/bench_tlg_transfer.py --sweep-lambda      # how LAMBDA was chosen (val splits)
     python benchmarks/bench_tlg_transfer.py --sweep-lr          # how HPARAMS lrs were chosen
+    python benchmarks/bench_tlg_transfer.py --step              # READ-PVLA / READ per step
+
+``--step`` times training steps (forward, loss, backward, AdamW) of READ, READ-PVLA with every
+block's OT problems in one batched solve (``ot.alignment_losses``, what training runs), READ-PVLA
+with one solve per block (the previous loop, for comparison) and the Adapter, interleaved on the
+same batches, best of ``--repeats``; it prints the ratios to READ side by side (target: READ-PVLA
+<= 1.15x READ).
 
 Sweeps select on the *validation* splits (best-epoch MR-full-mAP, the early-stopping criterion),
 never on the test splits.
@@ -59,6 +66,75 @@ def table(args: argparse.Namespace) -> None:
     print((Path(args.out) / "table1.md").read_text())
     print(f"default Table 1 ({len(payload['runs'])} runs, {args.workers} worker(s)): "
           f"{wall / 60:.1f} min (target <= 10 min)")
+
+
+def step_time(args: argparse.Namespace) -> None:
+    import copy
+    import timeit
+    import warnings
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+
+    from readpvla import ot, peft
+    from readpvla.data import collate_tlg
+
+    backbone = load_backbone(args.checkpoint or tlg.default_checkpoint(args.backbone))
+    root = Path(args.data) if args.data else tlg.default_data_dir()
+    train = tlg.dataset(root, f"{args.domain}_train")
+    batches = list(DataLoader(train, batch_size=tlg.QUICK.batch_size, shuffle=False,
+                              collate_fn=collate_tlg))[:args.steps]
+    lam = tlg.LAMBDA[args.backbone]
+    st = tlg.QUICK
+
+    def per_block_alignment(out, align="pvla", mass=st.mass, tau=st.tau, max_iter=st.max_iter,
+                            tol=st.tol):  # the loop that training ran before alignment_losses
+        kw = {"tau": tau, "max_iter": max_iter, "tol": tol, "mass": mass}
+        return torch.stack([ot.alignment_loss(hv, hl, out.mask_v, out.mask_l, method=align, **kw)
+                            for hv, hl in zip(out.h_v, out.h_l)]).mean()
+
+    def make(label: str, per_block: bool = False):
+        v = tlg.ROWS[label]
+        torch.manual_seed(0)
+        model = peft.apply(copy.deepcopy(backbone), v.config())
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        fn = partial(tlg.tlg_loss, lam=lam, align=v.align, mass=st.mass, tau=st.tau,
+                     max_iter=st.max_iter, tol=st.tol)
+
+        def run():
+            for batch in batches:
+                if per_block:
+                    out = tlg.forward_batch(model, batch)
+                    task, _ = model.task_loss(out, batch)
+                    loss = task + lam * per_block_alignment(out)
+                else:
+                    loss, _ = fn(model, batch)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return run
+
+    cases = {"READ": make("READ"), "READ-PVLA (one solve)": make("READ-PVLA"),
+             "READ-PVLA (per block)": make("READ-PVLA", per_block=True),
+             "Adapter": make("Adapter")}
+    best = {k: float("inf") for k in cases}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ot.ConvergenceWarning)
+        for fn in cases.values():
+            fn()  # warm-up
+        for _ in range(args.repeats):  # interleaved: the machine's noise hits every case alike
+            for k, fn in cases.items():
+                best[k] = min(best[k], timeit.timeit(fn, number=1) / len(batches))
+    print(f"training step (forward + loss + backward + AdamW), {args.backbone}, {args.domain}, "
+          f"{len(batches)} batches of {st.batch_size}, {torch.get_num_threads()} thread(s), "
+          f"best of {args.repeats}; PVLA: tau {st.tau}, mass {st.mass}, max_iter {st.max_iter}, "
+          f"tol {st.tol}")
+    print(f"{'row':>24s} {'ms/step':>9s} {'/ READ':>8s}")
+    for k, t in best.items():
+        print(f"{k:>24s} {t * 1e3:9.2f} {t / best['READ']:8.2f}x")
+    print(f"READ-PVLA / READ per step: {best['READ-PVLA (one solve)'] / best['READ']:.2f}x "
+          f"(target <= 1.15x; one solve per block: "
+          f"{best['READ-PVLA (per block)'] / best['READ']:.2f}x)")
 
 
 def _val_scores(args, configs: list[tuple[str, float | None, float | None]]) -> dict:
@@ -119,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--table", action="store_true")
     mode.add_argument("--sweep-lambda", action="store_true")
     mode.add_argument("--sweep-lr", action="store_true")
+    mode.add_argument("--step", action="store_true", help="time training steps (see docstring)")
+    ap.add_argument("--steps", type=int, default=8, help="--step: batches per timing")
+    ap.add_argument("--repeats", type=int, default=5, help="--step: timings per case (best)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.table:
@@ -127,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         sweep_lambda(args)
     elif args.sweep_lr:
         sweep_lr(args)
+    elif args.step:
+        step_time(args)
     else:
         one_domain(args)
     return 0
