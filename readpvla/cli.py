@@ -3,6 +3,7 @@
     readpvla info                               versions, device, where the data samples are
     readpvla run-notebooks [--out DIR] [--full] execute the notebook series, write the report
     readpvla eval-tlg --pred P.jsonl --gt G.jsonl   QVHighlights metrics (standard brief keys)
+             [--group-by FIELD]                     ... also per value of a GT field (e.g. kind)
     readpvla eval-retrieval --sim S.npy [--dsl]     text-video retrieval metrics (CLIP4Clip's)
     readpvla pretrain-tlg / transfer-tlg            TLG backbones, Table 1 and ablations
     readpvla pretrain-vls --backbone bart|t5        pretrain a VG backbone (synthetic How2)

@@ -22,13 +22,16 @@ from typing import Any
 
 from readpvla.data.qvh import (
     CLIP_LEN,
+    LATENT_FIELDS,
     TLGBatch,
     TLGDataset,
     TLGSample,
+    add_latent_fields,
     collate_tlg,
     load_features,
     load_tlg,
     read_annotations,
+    read_latent_fields,
     save_npz,
     write_annotations,
 )
@@ -52,13 +55,16 @@ _LAZY = {"DOMAINS": "synthetic_tlg", "SyntheticTLGConfig": "synthetic_tlg",
 __all__ = [
     # QVHighlights format
     "CLIP_LEN",
+    "LATENT_FIELDS",
     "TLGBatch",
     "TLGDataset",
     "TLGSample",
     "collate_tlg",
+    "add_latent_fields",
     "load_features",
     "load_tlg",
     "read_annotations",
+    "read_latent_fields",
     "save_npz",
     "write_annotations",
     # synthetic benchmark

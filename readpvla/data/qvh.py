@@ -15,7 +15,10 @@ An annotation line (QVHighlights ``highlight_*_release.jsonl``)::
      "saliency_scores": [[1, 1, 2], ...],        # 3 annotator scores in 0..4 per relevant clip
      "domain": "dog"}                            # optional (our synthetic benchmark sets it)
 
-Test splits may lack the three label fields. Real QVHighlights users point ``video_dir`` at
+Test splits may lack the three label fields. When ``ROOT/latent/{split}.jsonl`` (the synthetic
+benchmark's hidden script) exists, :func:`load_tlg` adds its per-query fields
+(:data:`LATENT_FIELDS`: the query ``kind``) to the records, for slicing the metrics
+(``evaluate_tlg(..., group_by="kind")``); the files on disk are not changed. Real QVHighlights users point ``video_dir`` at
 ``clip_features/`` (or a list of folders, e.g. ``[slowfast_features/, clip_features/]``, whose
 features are concatenated along D, as Moment-DETR does) and ``text_dir`` at
 ``clip_text_features/``.
@@ -49,14 +52,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["CLIP_LEN", "CLIP_TOLERANCE", "TLGSample", "TLGDataset", "TLGBatch", "load_tlg",
-           "collate_tlg", "read_annotations", "write_annotations", "save_npz", "load_features",
-           "n_clips_for"]
+__all__ = ["CLIP_LEN", "CLIP_TOLERANCE", "LATENT_FIELDS", "TLGSample", "TLGDataset", "TLGBatch",
+           "load_tlg", "collate_tlg", "read_annotations", "write_annotations", "save_npz",
+           "load_features", "n_clips_for", "read_latent_fields", "add_latent_fields"]
 
 CLIP_LEN = 2.0       # seconds per clip feature in QVHighlights
 CLIP_TOLERANCE = 1   # feature rows that may differ from ceil(duration / clip_len) (repaired)
 _REQUIRED = ("qid", "query", "duration", "vid")
 _LABELS = ("relevant_windows", "relevant_clip_ids", "saliency_scores")
+#: per-query fields of the synthetic benchmark's latent script (``ROOT/latent/{split}.jsonl``)
+#: that :func:`load_tlg` adds to the annotation records: ``kind`` = ``"plain"``, ``"after"`` or
+#: ``"before"`` (whether the query needs temporal order). Analysis only: :class:`TLGSample` has no
+#: slot for them, so a model never sees them (the query text says "after" / "before" anyway).
+LATENT_FIELDS = ("kind",)
 _EPS = 1e-6
 
 PathLike = str | Path
@@ -305,6 +313,76 @@ def read_annotations(path: PathLike, clip_len: float = CLIP_LEN) -> list[dict[st
     return records
 
 
+def read_latent_fields(path: PathLike, fields: Sequence[str] = LATENT_FIELDS
+                       ) -> dict[Any, dict[str, Any]]:
+    """Per-query fields of a latent script (the synthetic benchmark's ``latent/{split}.jsonl``).
+
+    A latent line is one video: ``{"vid", ..., "queries": [{"qid", "kind", "target",
+    "anchor"}, ...]}``.
+
+    Args:
+        path: the latent ``.jsonl`` file.
+        fields: which per-query fields to return (default :data:`LATENT_FIELDS`).
+
+    Returns:
+        ``{qid: {field: value}}`` for every query of the file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: ``"PATH:LINE: ..."`` for bad JSON, a line without a ``queries`` list, a
+            query without ``qid`` or one of ``fields``, or a repeated qid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"latent script not found: {path}")
+    out: dict[Any, dict[str, Any]] = {}
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: bad JSON ({err.msg} at column {err.colno})") from None
+        queries = rec.get("queries") if isinstance(rec, dict) else None
+        if not isinstance(queries, list):
+            raise ValueError(f"{where}: a latent line needs a 'queries' list")
+        for q in queries:
+            if not isinstance(q, dict) or "qid" not in q:
+                raise ValueError(f"{where}: every query needs a 'qid', got {q!r:.80}")
+            missing = [f for f in fields if f not in q]
+            if missing:
+                raise ValueError(f"{where}: query {q['qid']!r} has no field(s) {missing}")
+            if q["qid"] in out:
+                raise ValueError(f"{where}: qid {q['qid']!r} appears twice")
+            out[q["qid"]] = {f: q[f] for f in fields}
+    return out
+
+
+def add_latent_fields(records: Sequence[dict[str, Any]], latent_file: PathLike,
+                      fields: Sequence[str] = LATENT_FIELDS) -> list[dict[str, Any]]:
+    """Copies of ``records`` with the per-query ``fields`` of ``latent_file`` added, joined by qid
+    (:func:`read_latent_fields`); ``records`` themselves are left unchanged.
+
+    Raises:
+        ValueError: a record's qid is not in the latent script, or a record already has one of
+            the fields with another value (names the qid, the field and both values).
+    """
+    latent = read_latent_fields(latent_file, fields)
+    out = []
+    for rec in records:
+        extra = latent.get(rec["qid"])
+        if extra is None:
+            raise ValueError(f"{latent_file}: no query {rec['qid']!r} (the annotations and the "
+                             "latent script belong to different splits?)")
+        for f, v in extra.items():
+            if f in rec and rec[f] != v:
+                raise ValueError(f"qid {rec['qid']!r}: field {f!r} is {rec[f]!r} in the "
+                                 f"annotations but {v!r} in {latent_file}")
+        out.append({**rec, **extra})
+    return out
+
+
 def load_features(path: PathLike, key: str, expected_rows: int | None = None) -> np.ndarray:
     """Load one feature matrix ``[n, D]`` from an ``.npz`` as float32.
 
@@ -479,7 +557,8 @@ class TLGDataset(Dataset):
 
 def load_tlg(root: PathLike, split: str, video_dir: PathLike | Sequence[PathLike] | None = None,
              text_dir: PathLike | None = None, annotation_file: PathLike | None = None,
-             clip_len: float = CLIP_LEN, cache: bool = True) -> TLGDataset:
+             clip_len: float = CLIP_LEN, cache: bool = True,
+             latent_file: PathLike | bool | None = None) -> TLGDataset:
     """Load one split of a QVHighlights-format dataset.
 
     Args:
@@ -492,6 +571,10 @@ def load_tlg(root: PathLike, split: str, video_dir: PathLike | Sequence[PathLike
         clip_len: seconds per feature row (2 in QVHighlights).
         cache: keep loaded features in memory (right for low-resource splits; pass False for
             the full QVHighlights training set).
+        latent_file: a latent script whose per-query fields (:data:`LATENT_FIELDS`, the query
+            ``kind``) are added to the records (:func:`add_latent_fields`). Default (None):
+            ``root/latent/{split}.jsonl`` when that file exists (the synthetic benchmark),
+            nothing otherwise; False: never.
 
     Returns:
         A :class:`TLGDataset` in annotation-file order.
@@ -500,7 +583,8 @@ def load_tlg(root: PathLike, split: str, video_dir: PathLike | Sequence[PathLike
         FileNotFoundError: the annotation file, or any feature file (message names the vid/qid and
             the path).
         ValueError: a malformed annotation line (``"FILE:LINE: ..."``, see
-            :func:`read_annotations`) or an annotation file without records. Feature files are
+            :func:`read_annotations`), an annotation file without records, or a latent script
+            that does not cover every qid (:func:`add_latent_fields`). Feature files are
             read on first access; their errors (unreadable, NaN/inf, a row count that does not
             fit the duration, a width other than the folder's first file) come from there.
     """
@@ -523,6 +607,13 @@ def load_tlg(root: PathLike, split: str, video_dir: PathLike | Sequence[PathLike
             raise ValueError("video_dir is an empty list")
     text = Path(text_dir) if text_dir is not None else root / "text_features"
     records = read_annotations(ann, clip_len=clip_len)
+    if latent_file is None:
+        default = root / "latent" / f"{split}.jsonl"
+        latent_file = default if default.is_file() else False
+    if latent_file is not False:
+        if latent_file is True:
+            raise ValueError("latent_file must be a path, None or False, not True")
+        records = add_latent_fields(records, latent_file)
     return TLGDataset(records, video_dirs, text, split=split, clip_len=clip_len, cache=cache)
 
 

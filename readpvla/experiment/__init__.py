@@ -4,8 +4,12 @@
   written as runs finish, ``resume``, failures reported after the others land).
 - :mod:`.executors`: where runs execute, ``"local"`` (this process or spawned processes) or
   ``"ray"`` (a Ray cluster), behind one ``map_unordered``.
-- :mod:`.tables`: :class:`TableSpec`, :func:`summarize` (mean ± std over seeds, the ``‡`` marks),
-  :func:`format_table` (Markdown), :func:`write_table` (JSON + Markdown, atomic).
+- :mod:`.tables`: :class:`TableSpec`, :func:`summarize` (mean ± std over seeds, the ``‡`` marks,
+  ``Δ vs reference [lo, hi]`` with :class:`Delta`), :func:`format_table` (Markdown),
+  :func:`write_table` (JSON + Markdown, atomic).
+- :mod:`.intervals`: :func:`paired_bootstrap` / :func:`compare_rows` (the difference of two rows
+  with a paired bootstrap interval over test items and seeds), :func:`interval_vs_seeds` ("how
+  many seeds do I need?").
 
 A task (``readpvla.tasks.<task>``) brings only what is its own: ``run(job) -> record`` and its
 rows, settings and table specs.
@@ -22,10 +26,21 @@ from .grid import (
     run_job,
     task_module,
 )
+from .intervals import (
+    Interval,
+    NoItemScores,
+    SeedCurve,
+    compare_rows,
+    interval_vs_seeds,
+    item_scores,
+    paired_bootstrap,
+)
 from .tables import (
     Column,
+    Delta,
     TableSpec,
     compare_runs,
+    deltas,
     format_table,
     mean_std,
     significance,
@@ -37,18 +52,27 @@ from .tables import (
 
 __all__ = [
     "Column",
+    "Delta",
     "GridError",
+    "Interval",
     "Job",
     "LocalExecutor",
+    "NoItemScores",
     "RayExecutor",
     "RecordFile",
+    "SeedCurve",
     "TableSpec",
     "check_grid",
     "check_writable",
+    "compare_rows",
     "compare_runs",
+    "deltas",
     "format_table",
+    "interval_vs_seeds",
+    "item_scores",
     "make_executor",
     "mean_std",
+    "paired_bootstrap",
     "run_grid",
     "run_job",
     "significance",

@@ -11,6 +11,11 @@ signed-rank test (scipy, ``zero_method="zsplit"``) of reference minus row over t
 (each item's score averaged over the seeds; the ``avg`` column pools the items of every split), at
 level ``alpha``. It needs per-item scores in the records (``record["per_item"][metric]``, same
 item order in every run of a split); a column without them gets no mark, never a guessed one.
+
+Intervals (``TableSpec(delta=Delta("Adapter"))``): a column ``Δ vs Adapter`` with, per row, the
+row's difference to the reference row on one column and its 95% paired bootstrap interval over
+test items and seeds (:mod:`readpvla.experiment.intervals`), e.g. ``+1.23 [-0.40, +2.91]``. It
+too needs ``per_item`` scores; a row without them shows ``n/a`` and the note says why.
 """
 
 from __future__ import annotations
@@ -19,14 +24,14 @@ import json
 import os
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Column", "TableSpec", "compare_runs", "format_table", "mean_std", "significance", "spec_of",
-           "summarize", "table_payload", "write_table"]
+__all__ = ["Column", "Delta", "TableSpec", "compare_runs", "deltas", "format_table", "mean_std",
+           "significance", "spec_of", "summarize", "table_payload", "write_table"]
 
 AVG = "avg"
 SIGNIFICANCE_TEST = "one-sided Wilcoxon signed-rank over test items (scipy, zero_method='zsplit')"
@@ -42,6 +47,26 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """A table's "Δ vs reference [lo, hi]" column (:func:`deltas`).
+
+    Attributes:
+        reference: the row key every other row is compared with (row minus reference).
+        column: the header of the column whose metric and split(s) are compared (default: the
+            first ``avg`` column, else the first column).
+        n_boot: bootstrap replicates.
+        level: the interval's nominal coverage.
+        seed: the bootstrap's seed (the same seed gives the same intervals).
+    """
+
+    reference: str
+    column: str | None = None
+    n_boot: int = 2000
+    level: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """What a table shows.
 
@@ -53,6 +78,9 @@ class TableSpec:
         reference: the row whose gain is tested for the ``‡`` marks (None: no marks).
         alpha: the test's level.
         note: text under the table.
+        extra_metrics: metrics summarised for the JSON only.
+        delta: show each row's difference to a reference row with a paired bootstrap interval
+            (:class:`Delta`); None: no such column.
     """
 
     title: str
@@ -63,6 +91,20 @@ class TableSpec:
     alpha: float = 0.05
     note: str = ""
     extra_metrics: tuple[str, ...] = field(default=())
+    delta: Delta | None = None
+
+    def delta_column(self) -> Column | None:
+        """The column :attr:`delta` compares on (None without ``delta``); ``ValueError`` for a
+        header that is not a column."""
+        if self.delta is None:
+            return None
+        if self.delta.column is None:
+            return next((c for c in self.columns if c.split == AVG), self.columns[0])
+        for c in self.columns:
+            if c.header == self.delta.column:
+                return c
+        raise ValueError(f"delta column {self.delta.column!r} is not a column of the table; "
+                         f"columns: {[c.header for c in self.columns]}")
 
     def metrics(self) -> list[str]:
         """Every metric a column or ``extra_metrics`` names (summarised for the JSON)."""
@@ -140,16 +182,51 @@ def significance(records: Sequence[dict[str, Any]], spec: TableSpec, seeds: Sequ
     return marks
 
 
+def deltas(records: Sequence[dict[str, Any]], spec: TableSpec, seeds: Sequence[int]
+           ) -> dict[str, dict[str, Any] | None]:
+    """``{row key: interval}`` for every row but the reference (empty without ``spec.delta``):
+    :func:`readpvla.experiment.intervals.compare_rows` of the row minus the reference on
+    :meth:`TableSpec.delta_column` (its split, or every split of the table for ``avg``) over
+    ``seeds``, as :meth:`Interval.as_dict`; None for a row whose (or whose reference's) records
+    have no ``per_item`` scores for the metric."""
+    from .intervals import NoItemScores, compare_rows
+
+    col = spec.delta_column()
+    if col is None:
+        return {}
+    d = spec.delta
+    rows = [row for _, row in spec.rows]
+    if d.reference not in rows:
+        raise ValueError(f"delta reference {d.reference!r} is not a row of the table; rows: "
+                         f"{rows}")
+    splits = list(spec.splits) if col.split == AVG else [col.split]
+    out: dict[str, dict[str, Any] | None] = {}
+    for row in rows:
+        if row == d.reference:
+            continue
+        try:
+            iv = compare_rows(records, row, d.reference, col.metric, splits, seeds,
+                              n_boot=d.n_boot, level=d.level, seed=d.seed)
+        except NoItemScores:
+            out[row] = None
+            continue
+        out[row] = {"column": col.header, "metric": col.metric, **iv.as_dict()}
+    return out
+
+
 def summarize(records: Sequence[dict[str, Any]], spec: TableSpec, seeds: Sequence[int]
               ) -> dict[str, Any]:
     """Table rows from run records: per row, every column's and every metric's mean ± std over
     seeds (``cells`` by column header; ``per_split`` and ``avg`` by metric, for the JSON), the
-    parameter counts of its first run, its total seconds and its ``‡`` marks. A missing run
-    raises ``ValueError``."""
+    parameter counts of its first run, its total seconds and its ``‡`` marks; with
+    ``spec.delta`` also ``delta``: its interval against the reference (:func:`deltas`; None for
+    the reference row and for rows without per-item scores). A missing run raises
+    ``ValueError``."""
     index = _index(records)
     splits = list(spec.splits)
     seeds = [int(s) for s in seeds]
     marks = significance(records, spec, seeds)
+    intervals = deltas(records, spec, seeds)
     out: dict[str, Any] = {}
     for shown, row in spec.rows:
         entry: dict[str, Any] = {"row": row, "cells": {}, "per_split": {}, "avg": {}}
@@ -168,6 +245,8 @@ def summarize(records: Sequence[dict[str, Any]], spec: TableSpec, seeds: Sequenc
                      seconds=round(sum(r.get("seconds", 0.0) for k, r in index.items()
                                        if k[0] == row and int(k[2]) in seeds), 1),
                      significant=marks.get(row, {}))
+        if spec.delta is not None:
+            entry["delta"] = intervals.get(row)
         out[shown] = entry
     return out
 
@@ -177,23 +256,61 @@ def _cell(ms: dict[str, Any], mark: bool) -> str:
     return text + (" ‡" if mark else "")  # one seed has no spread: no "± 0.00"
 
 
+def _delta_cell(row: str, entry: dict[str, Any], spec: TableSpec) -> str:
+    if row == spec.delta.reference:
+        return "—"
+    iv = entry.get("delta")
+    if iv is None:
+        return "n/a"
+    return f"{iv['diff']:+.2f} [{iv['lo']:+.2f}, {iv['hi']:+.2f}]"
+
+
+def _delta_note(summary: dict[str, Any], spec: TableSpec, ref: str) -> str:
+    d, col = spec.delta, spec.delta_column()
+    shown = [r for r in summary.values() if r["row"] != d.reference]
+    have = [r["delta"] for r in shown if r.get("delta") is not None]
+    if not have:
+        return (f"Δ vs {ref}: n/a, the run records have no per-item scores for {col.metric}, so "
+                "no interval can be computed.")
+    seeds = have[0]["seeds"]
+    text = (f"Δ vs {ref}: the row minus {ref} in {col.metric} ({col.header} column), with a "
+            f"{d.level:.0%} paired bootstrap percentile interval (Efron & Tibshirani 1993): "
+            f"{d.n_boot} resamples of the test items within each split and of the "
+            f"{len(seeds)} seed(s), the same resample for both rows (bootstrap seed {d.seed}).")
+    if len(seeds) == 1:
+        text += " With one seed the interval shows test-item noise only, not seed noise."
+    if len(have) < len(shown):
+        text += " n/a: runs without per-item scores."
+    return text
+
+
 def format_table(summary: dict[str, Any], spec: TableSpec, note: str | None = None) -> str:
     """Markdown: ``### title``, ``| Method | #params (M) | <columns> |``, the note; a cell is
-    ``mean ± std`` over seeds (the mean alone for one seed), ``‡`` where marked."""
+    ``mean ± std`` over seeds (the mean alone for one seed), ``‡`` where marked. With
+    ``spec.delta`` a last column ``Δ vs <reference>``: ``+d [lo, hi]``, ``—`` for the
+    reference, ``n/a`` without per-item scores (the note says which)."""
     head = ["Method", "#params (M)", *[c.header for c in spec.columns]]
+    shown_of = dict((row, shown) for shown, row in spec.rows)
+    if spec.delta is not None:
+        ref_shown = shown_of.get(spec.delta.reference, spec.delta.reference)
+        head.append(f"Δ vs {ref_shown}")
     lines = [f"### {spec.title}", "", f"| {' | '.join(head)} |",
-             f"|{'|'.join(['---'] * 2 + ['---:'] * len(spec.columns))}|"]
+             f"|{'|'.join(['---'] * 2 + ['---:'] * (len(head) - 2))}|"]
     for shown, row in summary.items():
         cells = [shown, row["params"],
                  *[_cell(row["cells"][c.header], row["significant"].get(c.header, False))
                    for c in spec.columns]]
+        if spec.delta is not None:
+            cells.append(_delta_cell(row["row"], row, spec))
         lines.append(f"| {' | '.join(cells)} |")
     note = spec.note if note is None else note
     if any(any(r["significant"].values()) for r in summary.values()):
-        ref = dict((row, shown) for shown, row in spec.rows).get(spec.reference, spec.reference)
+        ref = shown_of.get(spec.reference, spec.reference)
         note = (note + " " if note else "") + (
             f"‡: {ref}'s gain over the row is significant at the {spec.alpha:g} level "
             f"({SIGNIFICANCE_TEST}).")
+    if spec.delta is not None:
+        note = (note + " " if note else "") + _delta_note(summary, spec, ref_shown)
     if note:
         lines += ["", note]
     return "\n".join(lines) + "\n"
@@ -209,7 +326,8 @@ def table_payload(spec: TableSpec, summary: dict[str, Any], records: Sequence[di
             "splits": list(spec.splits), "extra_metrics": list(spec.extra_metrics),
             "seeds": [int(s) for s in seeds],
             "reference": spec.reference, "significance_test": SIGNIFICANCE_TEST,
-            "alpha": spec.alpha, "rows": summary, "runs": list(records), "note": spec.note}
+            "alpha": spec.alpha, "rows": summary, "runs": list(records), "note": spec.note,
+            **({"delta": asdict(spec.delta)} if spec.delta is not None else {})}
 
 
 def spec_of(payload: dict[str, Any]) -> TableSpec:
@@ -220,7 +338,8 @@ def spec_of(payload: dict[str, Any]) -> TableSpec:
         columns=tuple(Column(c["header"], c["split"], c["metric"]) for c in payload["columns"]),
         splits=tuple(payload["splits"]), reference=payload.get("reference"),
         alpha=payload.get("alpha", 0.05), note=payload.get("note", ""),
-        extra_metrics=tuple(payload.get("extra_metrics", ())))
+        extra_metrics=tuple(payload.get("extra_metrics", ())),
+        delta=Delta(**payload["delta"]) if payload.get("delta") else None)
 
 
 def _atomic_write(path: Path, text: str) -> None:

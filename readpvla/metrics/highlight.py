@@ -122,3 +122,24 @@ def eval_highlight(pred_saliency: Mapping[Any, np.ndarray],
         results[f"HL-min-{name}"] = {"HL-mAP": percent(np.mean(ap)),
                                      "HL-Hit1": percent(np.mean(hit))}
     return results
+
+
+def highlight_scores_per_query(pred_saliency: Mapping[Any, np.ndarray],
+                               gt_saliency: Mapping[Any, np.ndarray]
+                               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-query HL quantities, in the qid order of ``pred_saliency``: ``{"HL-min-<level>":
+    (ap [Q], hit [Q])}`` with ``ap`` the query's :func:`saliency_ap` averaged over its annotators
+    and ``hit`` 1.0 / 0.0 (fractions, unrounded). Every query has the same number of annotators,
+    so ``HL-mAP`` = ``percent(ap.mean())`` and ``HL-Hit1`` = ``percent(hit.mean())`` (the same
+    computation as :func:`eval_highlight`, kept per query)."""
+    qids = list(pred_saliency)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, min_score in SALIENCY_LEVELS.items():
+        ap, hit = np.zeros(len(qids)), np.zeros(len(qids))
+        for i, q in enumerate(qids):
+            positive = gt_saliency[q] >= min_score  # (n, A)
+            ap[i] = np.mean(saliency_ap(positive, fit_length(pred_saliency[q], len(positive))))
+            top = int(np.argmax(pred_saliency[q]))
+            hit[i] = float(top < len(positive) and positive[top].any())
+        out[f"HL-min-{name}"] = (ap, hit)
+    return out

@@ -208,3 +208,26 @@ def eval_moment_retrieval(pred_windows: Mapping[Any, np.ndarray],
         mr_r1 = {str(t): float(f"{np.mean(iou >= t) * 100:.2f}") for t in IOU_THRESHOLDS}
         results[bucket] = {"MR-mAP": mr_map, "MR-R1": mr_r1, "num_queries": len(kept)}
     return results
+
+
+def moment_scores_per_query(pred_windows: Mapping[Any, np.ndarray],
+                            gt_windows: Mapping[Any, np.ndarray],
+                            max_pred_windows: int = MAX_PRED_WINDOWS
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query MR quantities of the "full" bucket, in the qid order of ``pred_windows``.
+
+    Returns:
+        ``(ap, iou)``: ``ap`` ``[Q, T]`` is :func:`moment_ap` of each query at each threshold
+        (fractions, unrounded), so ``MR-full-mAP`` = ``percent(ap.mean())`` and
+        ``MR-full-mAP@t`` = ``percent(ap[:, t].mean())``; ``iou`` ``[Q]`` is the IoU of each
+        query's first listed window with the GT window it overlaps most (as the standard's R1),
+        so ``MR-full-R1@t`` = share of queries with ``iou >= t``. The same computation as
+        :func:`eval_moment_retrieval`'s "full" bucket, kept per query.
+    """
+    qids = list(pred_windows)
+    ap = np.stack([moment_ap(pred_windows[q][:max_pred_windows], gt_windows[q])
+                   for q in qids])  # (Q, T)
+    top1 = np.stack([pred_windows[q][0, :2] for q in qids])  # (Q, 2), first listed
+    best_gt = np.stack([gt_windows[q][np.argmax(temporal_iou(top1[i:i + 1], gt_windows[q])[0])]
+                        for i, q in enumerate(qids)])  # (Q, 2)
+    return ap, _hull_iou(top1, best_gt)

@@ -12,6 +12,11 @@ Unlike the standard, bad input is refused with a ``ValueError`` that names the l
 or ``predictions[i]`` / ``ground_truth[i]``) and the qid, instead of an ``AssertionError``, a
 crash or a silent NaN. The metric definitions live in :mod:`~readpvla.metrics.moment` (MR) and
 :mod:`~readpvla.metrics.highlight` (HL).
+
+Beyond the standard: ``group_by=FIELD`` gives the metrics per value of any GT field (e.g. the
+synthetic benchmark's query ``kind``: plain / after / before) beside ``"all"``, and
+:func:`per_query_tlg` gives the per-query scores whose mean is each table number (for paired
+bootstrap intervals, :mod:`readpvla.experiment.intervals`).
 """
 
 from __future__ import annotations
@@ -21,14 +26,24 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from readpvla.metrics.highlight import eval_highlight, saliency_matrix
-from readpvla.metrics.moment import MAX_PRED_WINDOWS, eval_moment_retrieval
+from readpvla.metrics.highlight import (
+    SALIENCY_LEVELS,
+    eval_highlight,
+    highlight_scores_per_query,
+    saliency_matrix,
+)
+from readpvla.metrics.moment import (
+    IOU_THRESHOLDS,
+    MAX_PRED_WINDOWS,
+    eval_moment_retrieval,
+    moment_scores_per_query,
+)
 
 BRIEF_KEYS: tuple[str, ...] = (
     "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "MR-full-mAP@0.5", "MR-full-mAP@0.75",
@@ -274,7 +289,8 @@ def _evaluate(preds: Sequence[Any], pred_locs: Sequence[str], gts: Sequence[Any]
 
 def evaluate_tlg(preds: list[dict], gts: list[dict], verbose: bool = False,
                  detailed: bool = False, *, max_pred_windows: int = MAX_PRED_WINDOWS,
-                 clip_length: float = 2.0) -> dict:
+                 clip_length: float = 2.0, group_by: str | None = None,
+                 group_map: Mapping[Any, Any] | None = None) -> dict:
     """QVHighlights moment retrieval + highlight detection metrics, as the standard evaluation.
 
     MR (when the predictions have ``pred_relevant_windows`` and the GT ``relevant_windows``):
@@ -295,9 +311,21 @@ def evaluate_tlg(preds: list[dict], gts: list[dict], verbose: bool = False,
         detailed: also return the per-threshold tables (see Returns).
         max_pred_windows: listed windows scored for mAP (10 in the standard).
         clip_length: seconds per saliency clip (2 in QVHighlights).
+        group_by: a GT field (e.g. ``"kind"``, ``"domain"``): also evaluate each group of
+            queries that share its value (see Returns). Every GT line must have it, with a str,
+            int, float or bool value.
+        group_map: with ``group_by``, relabel values before grouping, e.g.
+            ``{"after": "temporal", "before": "temporal"}``; values not in it keep their own.
 
     Returns:
-        ``detailed=False``: the standard's "brief" dict, values in percent rounded to 2 decimals:
+        With ``group_by``: ``{"all": <the result without group_by>, "<value>": <the same
+        evaluation on that group's queries only>, ...}`` (values as strings, sorted; ``"all"``
+        is the unchanged overall result). Every number below is a mean over queries (R1, Hit1,
+        and mAP over thresholds and, for HL, annotators), so a group's number weighted by its
+        query count sums back to ``"all"``'s up to the 2-decimal rounding (a length bucket:
+        weighted by the group's ``num_queries`` in that bucket).
+
+        Without ``group_by``, ``detailed=False``: the standard's "brief" dict, values in percent rounded to 2 decimals:
         ``MR-full-R1@0.5``, ``MR-full-R1@0.7``, ``MR-full-mAP``, ``MR-full-mAP@0.5``,
         ``MR-full-mAP@0.75``, ``MR-long-mAP``, ``MR-middle-mAP``, ``MR-short-mAP``,
         ``HL-min-{Fair,Good,VeryGood}-{mAP,Hit1}``. A task that cannot be evaluated (no GT labels
@@ -314,28 +342,179 @@ def evaluate_tlg(preds: list[dict], gts: list[dict], verbose: bool = False,
         ValueError: differing qid sets (lists the missing / extra qids), duplicate qids, missing
             fields, non-numeric / NaN / infinite numbers, windows with end < start (GT: end <=
             start), empty window or saliency lists, clip ids outside the video. The message
-            names the line (``predictions[i]`` / ``ground_truth[i]``) and the qid.
+            names the line (``predictions[i]`` / ``ground_truth[i]``) and the qid. With
+            ``group_by``: a field some GT line lacks or whose value is not a scalar (names the
+            field, the line and the fields every GT line has), or a value (after ``group_map``)
+            equal to ``"all"``.
         TypeError: ``preds`` or ``gts`` is not a list.
     """
-    return _evaluate(preds, [f"predictions[{i}]" for i in range(len(preds))],
-                     gts, [f"ground_truth[{i}]" for i in range(len(gts))],
-                     verbose, detailed, max_pred_windows, clip_length)
+    pred_locs = [f"predictions[{i}]" for i in range(len(preds))]
+    gt_locs = [f"ground_truth[{i}]" for i in range(len(gts))]
+    return _evaluate_grouped(preds, pred_locs, gts, gt_locs, verbose, detailed,
+                             max_pred_windows, clip_length, group_by, group_map)
 
 
 def evaluate_tlg_files(pred_path: str | Path, gt_path: str | Path, verbose: bool = False,
                        detailed: bool = False, *, max_pred_windows: int = MAX_PRED_WINDOWS,
-                       clip_length: float = 2.0) -> dict:
-    """:func:`evaluate_tlg` on two JSONL files; errors name ``file:line`` and the qid."""
+                       clip_length: float = 2.0, group_by: str | None = None,
+                       group_map: Mapping[Any, Any] | None = None,
+                       latent_file: str | Path | None = None) -> dict:
+    """:func:`evaluate_tlg` on two JSONL files; errors name ``file:line`` and the qid.
+
+    With ``group_by`` a field the GT lines lack, the per-query fields of a latent script (the
+    synthetic benchmark's query ``kind``, :func:`readpvla.data.qvh.read_latent_fields`) are
+    joined to them by qid first: ``latent_file``, or by default ``ROOT/latent/NAME`` beside
+    ``ROOT/annotations/NAME`` when it exists. A GT line's own fields win.
+    """
     preds, pred_locs = _read_jsonl(pred_path)
     gts, gt_locs = _read_jsonl(gt_path)
-    return _evaluate(preds, pred_locs, gts, gt_locs, verbose, detailed, max_pred_windows,
-                     clip_length)
+    if group_by is not None:
+        gts = _with_latent_field(gts, gt_path, group_by, latent_file)
+    return _evaluate_grouped(preds, pred_locs, gts, gt_locs, verbose, detailed,
+                             max_pred_windows, clip_length, group_by, group_map)
+
+
+def _with_latent_field(gts: list[Any], gt_path: str | Path, field: str,
+                       latent_file: str | Path | None) -> list[Any]:
+    """``gts`` with the latent script's per-query fields (:data:`readpvla.data.qvh.LATENT_FIELDS`)
+    added where a line lacks them (see :func:`evaluate_tlg_files`); unchanged when every line
+    has ``field`` or no script is found."""
+    if all(isinstance(g, dict) and field in g for g in gts):
+        return gts
+    if latent_file is None:
+        gt_path = Path(gt_path)
+        guess = gt_path.parent.parent / "latent" / gt_path.name
+        if gt_path.parent.name != "annotations" or not guess.is_file():
+            return gts
+        latent_file = guess
+    from readpvla.data.qvh import read_latent_fields
+
+    extra = read_latent_fields(latent_file)
+    return [{**extra[g["qid"]], **g} if isinstance(g, dict) and g.get("qid") in extra else g
+            for g in gts]
+
+
+def _group_values(gts: Sequence[Any], gt_locs: Sequence[str], group_by: Any,
+                  group_map: Mapping[Any, Any] | None) -> list[str]:
+    """The group label of every GT line (``str`` of the field's value after ``group_map``)."""
+    if not isinstance(group_by, str) or not group_by:
+        raise ValueError(f"group_by must be a field name (a non-empty str), got {group_by!r}")
+    if group_map is not None and not isinstance(group_map, Mapping):
+        raise ValueError(f"group_map must be a mapping (value -> label), got "
+                         f"{type(group_map).__name__}")
+
+    def available() -> list[str]:
+        keys = [set(k for k, v in g.items() if isinstance(v, str | int | float | bool))
+                for g in gts]
+        return sorted(set.intersection(*keys)) if keys else []
+
+    labels = []
+    for g, loc in zip(gts, gt_locs):
+        if group_by not in g:
+            n = sum(group_by not in x for x in gts)
+            raise ValueError(f"cannot group by {group_by!r}: {loc} (qid {g.get('qid')!r}) has no "
+                             f"field {group_by!r} ({n} of {len(gts)} GT lines lack it); fields "
+                             f"every GT line has: {available()}")
+        value = g[group_by]
+        if not isinstance(value, str | int | float | bool):
+            raise ValueError(f"cannot group by {group_by!r}: {loc} (qid {g.get('qid')!r}) has "
+                             f"{group_by} = {value!r:.60}, not a str, int, float or bool; fields "
+                             f"with such values on every GT line: {available()}")
+        if group_map is not None and value in group_map:
+            value = group_map[value]
+        label = str(value)
+        if label == "all":
+            raise ValueError(f"cannot group by {group_by!r}: {loc} has the value 'all', which "
+                             "names the overall result; relabel it with group_map")
+        labels.append(label)
+    return labels
+
+
+def _evaluate_grouped(preds: Sequence[Any], pred_locs: Sequence[str], gts: Sequence[Any],
+                      gt_locs: Sequence[str], verbose: bool, detailed: bool,
+                      max_pred_windows: int, clip_length: float, group_by: str | None,
+                      group_map: Mapping[Any, Any] | None) -> dict:
+    """:func:`_evaluate`, and with ``group_by`` also on each group's queries (see
+    :func:`evaluate_tlg`)."""
+    if group_by is None:
+        if group_map is not None:
+            raise ValueError("group_map needs group_by")
+        return _evaluate(preds, pred_locs, gts, gt_locs, verbose, detailed, max_pred_windows,
+                         clip_length)
+    overall = _evaluate(preds, pred_locs, gts, gt_locs, verbose, detailed, max_pred_windows,
+                        clip_length)  # validates every line first
+    labels = _group_values(gts, gt_locs, group_by, group_map)
+    by_qid = {g["qid"]: lab for g, lab in zip(gts, labels)}
+    out: dict[str, Any] = {"all": overall}
+    for lab in sorted(set(labels)):
+        p_idx = [i for i, p in enumerate(preds) if by_qid[p["qid"]] == lab]
+        g_idx = [i for i, g in enumerate(gts) if by_qid[g["qid"]] == lab]
+        out[lab] = _evaluate([preds[i] for i in p_idx], [pred_locs[i] for i in p_idx],
+                             [gts[i] for i in g_idx], [gt_locs[i] for i in g_idx], False,
+                             detailed, max_pred_windows, clip_length)
+    return out
+
+
+def per_query_tlg(preds: list[dict], gts: list[dict], *,
+                  max_pred_windows: int = MAX_PRED_WINDOWS, clip_length: float = 2.0
+                  ) -> dict[str, list]:
+    """Per-query scores, in percent and unrounded, whose mean over queries is the metric of the
+    same name in :func:`evaluate_tlg` (before the standard's rounding to 2 decimals).
+
+    - ``MR-full-mAP``: the query's detection AP averaged over the IoU thresholds 0.5:0.05:0.95.
+      ``MR-full-mAP`` is a mean over queries of the per-threshold means over queries, which is
+      exactly the mean over queries of this per-query average (every query has all thresholds).
+    - ``MR-full-mAP@0.5`` / ``@0.75``: the query's AP at that threshold.
+    - ``MR-full-R1@0.5`` / ``@0.7``: 100 if the first listed window has IoU >= t with its
+      best-overlapping GT window, else 0.
+    - ``HL-min-{Fair,Good,VeryGood}-mAP``: the query's saliency AP averaged over its annotators
+      (every query has the same annotators, so the mean over queries is the metric);
+      ``-Hit1``: 100 or 0.
+
+    The length buckets (``MR-short/middle/long-mAP``) are means over the queries that have a GT
+    window of that length, with only those windows, so they have no per-query value for every
+    query and are not given.
+
+    Returns:
+        ``{"qid": [...], metric: [...], ...}``, lists in the order of ``gts``; MR keys only when
+        MR can be evaluated, HL keys only when HL can (as :func:`evaluate_tlg`).
+
+    Raises:
+        ValueError, TypeError: as :func:`evaluate_tlg`.
+    """
+    pred_locs = [f"predictions[{i}]" for i in range(len(preds))]
+    gt_locs = [f"ground_truth[{i}]" for i in range(len(gts))]
+    mr_pred, mr_gt, hl_pred, hl_gt = _parse(preds, pred_locs, gts, gt_locs, clip_length)
+    qids = [g["qid"] for g in gts]
+    out: dict[str, list] = {"qid": list(qids)}
+    if mr_pred is not None:
+        ap, iou = moment_scores_per_query({q: mr_pred[q] for q in qids}, mr_gt, max_pred_windows)
+        out["MR-full-mAP"] = (100 * ap.mean(axis=1)).tolist()
+        for t in ("0.5", "0.75"):
+            out[f"MR-full-mAP@{t}"] = (100 * ap[:, [str(x) for x in IOU_THRESHOLDS].index(t)]
+                                       ).tolist()
+        for t in (0.5, 0.7):
+            out[f"MR-full-R1@{t}"] = (100.0 * (iou >= t)).tolist()
+    if hl_pred is not None:
+        per_level = highlight_scores_per_query({q: hl_pred[q] for q in qids}, hl_gt)
+        for name in SALIENCY_LEVELS:
+            ap_hl, hit = per_level[f"HL-min-{name}"]
+            out[f"HL-min-{name}-mAP"] = (100 * ap_hl).tolist()
+            out[f"HL-min-{name}-Hit1"] = (100 * hit).tolist()
+    return out
+
+
+def _label_pair(text: str) -> tuple[str, str]:
+    value, sep, label = text.partition("=")
+    if not sep or not value or not label:
+        raise argparse.ArgumentTypeError(f"expected VALUE=LABEL, got {text!r}")
+    return value, label
 
 
 def tlg_main(argv: list[str] | None = None) -> int:
     """Command line: ``readpvla eval-tlg --pred PRED.jsonl --gt GT.jsonl [--out M.json]
-    [--detailed]``. Prints the metrics as JSON; returns 0, or 1 on bad input (message on
-    stderr)."""
+    [--detailed] [--group-by FIELD [--group-map VALUE=LABEL ...] [--latent LATENT.jsonl]]``.
+    Prints the metrics as JSON; returns 0, or 1 on bad input (message on stderr)."""
     parser = argparse.ArgumentParser(
         prog="readpvla eval-tlg",
         description="QVHighlights moment retrieval / highlight detection evaluation "
@@ -345,9 +524,23 @@ def tlg_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the JSON metrics to this file")
     parser.add_argument("--detailed", action="store_true",
                         help="per-threshold and per-bucket tables, not only the brief keys")
+    parser.add_argument("--group-by", metavar="FIELD",
+                        help="also the metrics per value of this GT field, beside 'all' (e.g. "
+                             "kind: plain / after / before on the synthetic benchmark, read from "
+                             "its latent script when the GT lines lack it)")
+    parser.add_argument("--group-map", nargs="+", type=_label_pair, metavar="VALUE=LABEL",
+                        help="with --group-by, merge values, e.g. after=temporal before=temporal")
+    parser.add_argument("--latent", metavar="LATENT.jsonl",
+                        help="with --group-by, the latent script to read the field from (default "
+                             "ROOT/latent/NAME beside ROOT/annotations/NAME, when present)")
     args = parser.parse_args(argv)
+    if (args.group_map or args.latent) and not args.group_by:
+        parser.error("--group-map and --latent need --group-by")
     try:
-        result = evaluate_tlg_files(args.pred, args.gt, detailed=args.detailed)
+        result = evaluate_tlg_files(args.pred, args.gt, detailed=args.detailed,
+                                    group_by=args.group_by,
+                                    group_map=dict(args.group_map) if args.group_map else None,
+                                    latent_file=args.latent)
     except (ValueError, OSError) as e:
         print(f"readpvla eval-tlg: error: {e}", file=sys.stderr)
         return 1

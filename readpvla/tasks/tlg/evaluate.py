@@ -2,7 +2,8 @@
 predictor that grounds one query in one video (in the spirit of lighthouse).
 
 The table's number is **MR-full-mAP** (QVHighlights moment retrieval mAP averaged over IoU
-0.5:0.05:0.95); ``HL-min-VeryGood-mAP`` and ``MR-full-R1@0.5`` are stored beside it.
+0.5:0.05:0.95); ``HL-min-VeryGood-mAP`` and ``MR-full-R1@0.5`` are stored beside it, and a run's
+record keeps each of them per test query (``per_item``, ``item_ids``) for paired intervals.
 """
 
 from __future__ import annotations
@@ -60,14 +61,28 @@ def predict(model: nn.Module, dataset: TLGDataset, batch_size: int = 32, k: int 
     return lines
 
 
-def evaluate(model: nn.Module, dataset: TLGDataset, batch_size: int = 32) -> dict[str, float]:
+def evaluate(model: nn.Module, dataset: TLGDataset, batch_size: int = 32,
+             per_item: bool = False) -> dict[str, Any]:
     """QVHighlights metrics (percent) of ``model`` on a labelled ``dataset``:
-    :func:`predict` then :func:`readpvla.metrics.evaluate_tlg` against the annotation lines."""
-    from readpvla.metrics import evaluate_tlg
+    :func:`predict` then :func:`readpvla.metrics.evaluate_tlg` against the annotation lines.
+
+    With ``per_item``, also ``"per_item": {metric: one score per query}`` for
+    :data:`TABLE_METRIC` and :data:`EXTRA_METRICS` (:func:`readpvla.metrics.per_query_tlg`:
+    ``MR-full-mAP`` per query = its AP averaged over the IoU thresholds; the table metric is
+    exactly the mean of these values, before rounding to 2 decimals) and ``"item_ids"``: the
+    queries' qids in the same (file) order, for paired tests and bootstrap intervals
+    (:mod:`readpvla.experiment.intervals`)."""
+    from readpvla.metrics import evaluate_tlg, per_query_tlg
 
     if not dataset.has_labels:
         raise ValueError(f"split {dataset.split!r} has no labels to evaluate against")
-    return evaluate_tlg(predict(model, dataset, batch_size), list(dataset.records))
+    preds, gts = predict(model, dataset, batch_size), list(dataset.records)
+    out: dict[str, Any] = evaluate_tlg(preds, gts)
+    if per_item:
+        scores = per_query_tlg(preds, gts)
+        out["per_item"] = {k: scores[k] for k in (TABLE_METRIC, *EXTRA_METRICS) if k in scores}
+        out["item_ids"] = scores["qid"]
+    return out
 
 
 @dataclass

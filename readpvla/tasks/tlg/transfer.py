@@ -69,7 +69,10 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
     Returns:
         A record: ``row`` (the variant's label), ``method``, ``align``, ``split`` (the domain),
         ``seed``, ``params`` (the "#params (M) (%)" string), ``trainable``, ``total``, ``test``
-        (metrics dict), ``val_best`` (best validation MR-full-mAP), ``best_epoch``,
+        (metrics dict), ``per_item`` (each test metric per query, in ``item_ids`` order: the
+        qids in file order; ``MR-full-mAP`` per query is its AP averaged over the IoU
+        thresholds, whose mean is the table number), ``item_ids``, ``val_best`` (best
+        validation MR-full-mAP), ``best_epoch``,
         ``epochs_run``, ``seconds``, ``ot_unconverged_steps`` (if some PVLA plan missed ``tol``);
         with ``return_model`` also ``model``; with ``trace`` also ``history``: per epoch
         ``{"epoch", "val", "test"}`` (the test split is only looked at, never used to select).
@@ -104,11 +107,12 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
                   lr=(lr if lr is not None else hp["lr"]) * settings.lr_scale,
                   weight_decay=hp["weight_decay"], seed=seed, device=device,
                   eval_fn=eval_fn, monitor="val", patience=settings.patience, progress=False)
-    metrics = evaluate(model, test)
+    metrics = evaluate(model, test, per_item=True)
     record = {
         "row": v.label, "method": v.method, "align": v.align, "split": domain, "seed": seed,
         "params": str(count), "trainable": count.trainable, "total": count.total,
         "test": {k: metrics[k] for k in (TABLE_METRIC, *EXTRA_METRICS) if k in metrics},
+        "per_item": metrics["per_item"], "item_ids": metrics["item_ids"],
         "val_best": res.best_metric, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
         "seconds": round(time.perf_counter() - t0, 3),
     }
