@@ -312,13 +312,19 @@ def alignment_losses(h_vs: Sequence[Tensor], h_ls: Sequence[Tensor], mask_v: Ten
     if method not in ("pvla", "vla") or len(h_vs) == 1 or not same:
         return torch.stack([alignment_loss(hv, hl, mask_v, mask_l, method, **kw)
                             for hv, hl in zip(h_vs, h_ls)])
-    _, _, _, _, nonempty, _ = _features(h_vs[0], h_ls[0], mask_v, mask_l)  # checks the masks
     n_blocks, B = len(h_vs), h_vs[0].shape[0]
-    masks = [None if mk is None else (mk.repeat(n_blocks, 1) if isinstance(mk, Tensor)
-                                      and mk.ndim == 2 else mk) for mk in (mask_v, mask_l)]
+    masks = []
+    for mk, h, name in ((mask_v, h_vs[0], "mask_v"), (mask_l, h_ls[0], "mask_l")):
+        if isinstance(mk, Tensor) and tuple(mk.shape) != tuple(h.shape[:2]):  # before repeating
+            raise ValueError(f"{name} has shape {tuple(mk.shape)}, expected {tuple(h.shape[:2])}")
+        masks.append(mk.repeat(n_blocks, 1) if isinstance(mk, Tensor) else mk)  # others: checked
     if method == "vla":
         kw = {**kw, "mass": 1.0}
     per_item, warning = _pvla_kw(torch.cat(h_vs), torch.cat(h_ls), *masks,
-                                 **{**kw, "reduction": "none"})  # (M B,)
+                                 **{**kw, "reduction": "none"})  # (M B,), masks checked there
+    nonempty = torch.ones(B, dtype=torch.bool, device=per_item.device)
+    for mk in (mask_v, mask_l):
+        if mk is not None:
+            nonempty = nonempty & mk.any(-1)
     losses = per_item.view(n_blocks, B).sum(1) / nonempty.sum().clamp_min(1).to(per_item.dtype)
     return _emit(losses, warning)
