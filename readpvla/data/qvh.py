@@ -95,6 +95,20 @@ def _utf8_error(path: Path, data: bytes | None = None) -> ValueError | None:
     return None
 
 
+def _json_lines(path: Path) -> Iterator[tuple[int, str, Any]]:
+    """``(line number, "PATH:LINE", parsed JSON)`` for each non-blank line of a JSON-lines file; bad JSON raises
+    ``ValueError("PATH:LINE: bad JSON (...)")``."""
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: bad JSON ({err.msg} at column {err.colno})") from None
+        yield lineno, where, rec
+
+
 def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """``(line number, line)`` of a UTF-8 text file, numbered from 1.
 
@@ -277,14 +291,7 @@ def read_annotations(path: PathLike, clip_len: float = CLIP_LEN) -> list[dict[st
     text_files: dict[str, tuple[Any, int]] = {}            # str(qid) -> (qid, line)
     durations: dict[str, tuple[float, int]] = {}           # vid -> (duration, line)
     labelled: tuple[tuple[bool, ...], int] | None = None   # label fields of the first record
-    for lineno, line in _text_lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: bad JSON ({err.msg} at column {err.colno})") from None
+    for lineno, where, rec in _json_lines(path):
         rec = _validate(rec, where, clip_len)
         qid, vid, duration = rec["qid"], rec["vid"], rec["duration"]
         if qid in seen:
@@ -336,14 +343,7 @@ def read_latent_fields(path: PathLike, fields: Sequence[str] = LATENT_FIELDS
     if not path.is_file():
         raise FileNotFoundError(f"latent script not found: {path}")
     out: dict[Any, dict[str, Any]] = {}
-    for lineno, line in _text_lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: bad JSON ({err.msg} at column {err.colno})") from None
+    for _, where, rec in _json_lines(path):
         queries = rec.get("queries") if isinstance(rec, dict) else None
         if not isinstance(queries, list):
             raise ValueError(f"{where}: a latent line needs a 'queries' list")
