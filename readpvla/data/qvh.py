@@ -96,8 +96,8 @@ def _utf8_error(path: Path, data: bytes | None = None) -> ValueError | None:
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, str, Any]]:
-    """``(line number, "PATH:LINE", parsed JSON)`` for each non-blank line of a JSON-lines file; bad JSON raises
-    ``ValueError("PATH:LINE: bad JSON (...)")``."""
+    """``(line number, "PATH:LINE", parsed JSON)`` for each non-blank line of a JSON-lines file;
+    bad JSON raises ``ValueError("PATH:LINE: bad JSON (...)")``."""
     for lineno, line in _text_lines(path):
         if not line.strip():
             continue

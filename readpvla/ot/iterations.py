@@ -14,7 +14,8 @@ PVLA problems of every block of a step) get the plans of separate calls.
 
 - ``exp``: scalings on the kernel :math:`K = e^{-(C - \min C)/\tau}`; an iteration is two batched
   row-vector mat-vecs and a few vector ops (the balanced case: two mat-vecs and two divisions).
-- ``log`` (stabilised scaling, Schmitzer 2019, Alg. 2; in float64 whatever the cost's dtype): the same exp-domain iterations on the
+- ``log`` (stabilised scaling, Schmitzer 2019, Alg. 2; in float64 whatever the cost's dtype): the
+  same exp-domain iterations on the
   absorbed kernel :math:`\tilde K_{ij} = e^{\alpha_i + \beta_j - (C_{ij} - \min C)/\tau}` with
   scalings :math:`\tilde u = u e^{-\alpha}`, :math:`\tilde v = v e^{-\beta}` and caps
   :math:`e^{-\alpha}`, :math:`e^{-\beta}`; when a scaling leaves :math:`[e^{-\theta}, e^{\theta}]`
@@ -141,13 +142,18 @@ class _Kernel:
             return _chunk(STEPS[self.kind], k, *self.tensors, v, z)
         return fn(*self.tensors, v, z)
 
-    def residual(self, uz, v, z) -> Tensor:
+    def residual(self, uz, v, z, with_mass: bool = False):
         """Row + column residual ``[B]`` of the plan ``diag(uz) K diag(v)``: how far the next row
-        and column projections would move its marginals (0 at the optimum)."""
+        and column projections would move its marginals (0 at the optimum). ``with_mass``: also
+        ``|1'T1 - m|`` ``[B]`` from the same vectors (the stopping test counts it, as the reported
+        violation does)."""
         Kv = torch.bmm(v, self.KT)  # (B, 1, N): row sums = uz * Kv
         KTuz = torch.bmm(uz, self.K)  # (B, 1, M): col sums = v * KTuz
-        rows = (uz * Kv - torch.minimum(self.a, z * Kv * self.capu)).abs().sum((1, 2))
+        r = uz * Kv
+        rows = (r - torch.minimum(self.a, z * Kv * self.capu)).abs().sum((1, 2))
         cols = (v * KTuz - torch.minimum(self.b, KTuz * self.capv)).abs().sum((1, 2))
+        if with_mass:
+            return rows + cols, (r.sum((1, 2)) - self.m[:, 0, 0]).abs()
         return rows + cols
 
 
@@ -283,9 +289,9 @@ def dykstra_exp(C, a, b, ma, mb, m, tau, balanced, cmin, max_iter, tol, check_ev
         if tol == 0 and not stabilised:
             continue
         uz = w * ratio  # (B, 1, N) = z * u after the mass step
-        viol = ker.residual(uz, v, z) if tol > 0 else None
         if tol > 0:  # freeze the items that have converged at this check
-            new = (viol <= tol) & ~done
+            viol, mass_err = ker.residual(uz, v, z, with_mass=True)
+            new = (viol + mass_err <= tol) & ~done
             out = _freeze(out, new, uz, v, z, viol)
             done = done | new
         flags = [done.all()] if tol > 0 else [done.all()]
@@ -349,8 +355,8 @@ def dykstra_logsumexp(C, a, b, ma, mb, m, tau, balanced, cmin, max_iter, tol, ch
         h = lm - torch.logsumexp(g + cg, 1, keepdim=True)  # (B, 1)
         if tol > 0 and (it % check_every == 0 or it == max_iter):
             iters = torch.where(done, iters, it)
-            viol = _residual_log(L, f, g, h, cg, la, lb, cap)
-            new = (viol <= tol) & ~done
+            viol, mass_err = _residual_log(L, f, g, h, cg, la, lb, cap, lm)
+            new = (viol + mass_err <= tol) & ~done
             out = _freeze(out, new, f, g, h, cg, viol)
             done = done | new
             if bool(done.all()):
@@ -365,10 +371,14 @@ def dykstra_logsumexp(C, a, b, ma, mb, m, tau, balanced, cmin, max_iter, tol, ch
     return plan, viol, iters
 
 
-def _residual_log(L, f, g, h, cg, la, lb, cap) -> Tensor:
-    """Row + column residual ``[B]`` of the plan, from its potentials."""
+def _residual_log(L, f, g, h, cg, la, lb, cap, lm=None):
+    """Row + column residual ``[B]`` of the plan, from its potentials; with ``lm`` (log m) also
+    ``|1'T1 - m|`` ``[B]``."""
     s_r = h + torch.logsumexp(L + g[:, None, :], 2)  # (B, N) log(z K v): row sum = e^(f + s_r)
     s_c = h + cg  # (B, M) log(z K'u)
-    rows = (torch.exp(f + s_r) - torch.exp(torch.minimum(la, s_r + cap))).abs().sum(-1)
+    r = torch.exp(f + s_r)
+    rows = (r - torch.exp(torch.minimum(la, s_r + cap))).abs().sum(-1)
     cols = (torch.exp(g + s_c) - torch.exp(torch.minimum(lb, s_c + cap))).abs().sum(-1)
+    if lm is not None:
+        return rows + cols, (r.sum(-1) - lm[:, 0].exp()).abs()
     return rows + cols

@@ -378,12 +378,14 @@ def partial_sinkhorn(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05
     finite and correct. The log domain runs Schmitzer's stabilised scaling (the same iterations
     on a kernel whose large scalings are absorbed into log-potentials, in float64;
     :mod:`readpvla.ot.iterations`), falling back to ``"logsumexp"`` if it ever produced a
-    non-finite value. float16 / bfloat16 costs are solved in float32; the plan comes back in the cost's dtype. The stopping test runs every ``check_every``
-    iterations (one host sync each time, none in between); **each item stops** (its state is
-    frozen) at the first check where its own row and column residual is ``<= tol``, so an item's
-    plan does not depend on the rest of the batch (solving many problems in one call gives the
-    plans of separate calls), and the loop ends when every item has stopped; the reported violation adds the returned plan's mass error
-    (see :class:`PartialOTInfo`). ``tol = 0`` runs exactly ``max_iter`` iterations. float32 has a
+    non-finite value. float16 / bfloat16 costs are solved in float32; the plan comes back in the
+    cost's dtype. The stopping test runs every ``check_every`` iterations (one host sync each
+    time, none in between); **each item stops** (its state is frozen) at the first check where
+    its own row and column residual plus its mass error is ``<= tol``, so an item's plan does not
+    depend on the rest of the batch (solving many problems in one call gives the plans of
+    separate calls), and the loop ends when every item has stopped; the reported violation is
+    measured on the returned plan (see :class:`PartialOTInfo`). ``tol = 0`` runs exactly
+    ``max_iter`` iterations. float32 has a
     floor: on cosine costs the violation stalls near 1e-5 at ``tau = 1e-3`` and 1e-4 at
     ``tau = 1e-4`` (measured, 20,000 iterations), so ``tol = 1e-6`` is out of reach there (float64
     reaches it). Gradients: autograd differentiates through the iterations (unrolled) when
@@ -477,9 +479,9 @@ def partial_sinkhorn(cost: Tensor, mass: float | Tensor = 0.5, tau: float = 0.05
         if dom == "logsumexp":
             plan, viol, iters = dykstra_logsumexp(*args, *loop)
         plan = torch.where(p["keep"], plan, 0.0)
-        # the loop stops on the row / column residual (the mass step makes the total exact up to
-        # rounding; counting that rounding there would move the stop of default-path runs); the
-        # report adds the mass error of the returned plan: an off mass is never called converged
+        # the loop stops an item once its row / column residual plus its mass error (from the
+        # scaling vectors) is <= tol; the report adds the mass error of the returned plan itself:
+        # an off mass is never called converged
         viol = viol + (plan.detach().sum((1, 2)) - m).abs()
     viol = torch.where(empty, 0.0, viol)
     if not bool(torch.isfinite(viol).all()):

@@ -307,7 +307,8 @@ def alignment_losses(h_vs: Sequence[Tensor], h_ls: Sequence[Tensor], mask_v: Ten
         raise ValueError("alignment_losses averages each block over its items; reduction must "
                          f"be 'mean', got {kw['reduction']!r}")
     same = (all(isinstance(h, Tensor) and h.ndim == 3 for h in h_vs + h_ls)
-            and len({tuple(h.shape) for h in h_vs}) == 1 and len({tuple(h.shape) for h in h_ls}) == 1
+            and len({tuple(h.shape) for h in h_vs}) == 1
+            and len({tuple(h.shape) for h in h_ls}) == 1
             and len({(h.dtype, h.device) for h in h_vs + h_ls}) == 1)
     if method not in ("pvla", "vla") or len(h_vs) == 1 or not same:
         return torch.stack([alignment_loss(hv, hl, mask_v, mask_l, method, **kw)
