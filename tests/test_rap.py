@@ -11,17 +11,13 @@ import copy
 
 import pytest
 import torch
+from toymodels import video_text_batch
 
 import readpvla as rp
 from readpvla.backbones.video_clip import VideoCLIP
 from readpvla.peft.rap import RAPConfig, interpolate_offsets
 
-
-def _batch(b: int = 3, t: int = 4):
-    g = torch.Generator().manual_seed(1)
-    frames = torch.randn(b, t, 3, 16, 16, generator=g)
-    ids = torch.tensor([[62, 5, 6, 63, 0], [62, 7, 63, 0, 0], [62, 9, 10, 11, 63]])[:b]
-    return frames, ids, (ids != 0).long()
+_batch = video_text_batch  # tests/toymodels.py
 
 
 @pytest.fixture(params=["frames", "spatiotemporal"])

