@@ -90,6 +90,13 @@ def existing_dir(text: str) -> str:
     return text
 
 
+def existing_file(text: str) -> str:
+    """argparse type: a file that exists."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return text
+
+
 def add_grid_arguments(ap: Parser) -> None:
     """The options every table command shares: where runs execute and what happens to finished
     runs already in the output folder."""
@@ -208,6 +215,54 @@ def _transfer_recognition(args: argparse.Namespace, rest: list[str]) -> int:
     return transfer_main(rest)
 
 
+def _retable(args: argparse.Namespace, rest: list[str]) -> int:
+    """``readpvla retable TABLE.json [--delta ROW] [--column HEADER] [--no-marks] [--out DIR]``:
+    a stored table made again from its own stored runs (nothing retrained) with a "Δ vs ROW"
+    column (95% paired bootstrap interval, :func:`readpvla.experiment.retable`)."""
+    import json
+
+    from readpvla import experiment as ex
+
+    ap = Parser(prog="readpvla retable",
+                description="Rebuild a stored table (JSON + Markdown beside it) from its stored "
+                            "runs with a 'Δ vs ROW' interval column; nothing is retrained.")
+    ap.add_argument("table", type=existing_file, help="the table's JSON (its .md beside it)")
+    ap.add_argument("--delta", metavar="ROW", help="the reference row (its key in the JSON's "
+                                                   "rows; default: keep the stored one)")
+    ap.add_argument("--column", metavar="HEADER", default=None,
+                    help="the column compared (default the first 'avg' column, else the first)")
+    ap.add_argument("--no-marks", action="store_true", help="drop the ‡ significance marks")
+    ap.add_argument("--out", default=None, help="write there instead of beside the input")
+    ap.add_argument("--n-boot", type=positive_int, default=2000)
+    a = ap.parse_args(rest)
+    src = Path(a.table)
+    md_path = src.with_suffix(".md")
+    if not md_path.is_file():
+        ap.error(f"no Markdown beside the table: {md_path}")
+    try:
+        payload = json.loads(src.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        ap.error(f"{src}: not JSON ({e})")
+    if not isinstance(payload, dict) or "runs" not in payload or "rows" not in payload:
+        ap.error(f"{src}: not a stored table (no 'rows' and 'runs')")
+    out = Path(a.out) if a.out is not None else src.parent
+    ex.check_writable(out)
+    delta = None
+    if a.delta is not None:
+        keys = [r["row"] for r in payload["rows"].values()]
+        if a.delta not in keys:
+            ap.error(f"--delta {a.delta!r} is not a row of the table; rows: {keys}")
+        delta = ex.Delta(a.delta, a.column, n_boot=a.n_boot)
+    try:
+        new, md = ex.retable(payload, md_path.read_text(encoding="utf-8"), delta=delta,
+                             marks=not a.no_marks)
+    except ValueError as e:
+        ap.error(str(e))
+    ex.write_table(out, src.stem, new, md)
+    print(md)
+    return 0
+
+
 #: subcommand -> (help, handler); handlers parse their own arguments from ``rest``
 COMMANDS: dict[str, tuple[str, Handler]] = {
     "info": ("versions and device", _info),
@@ -225,6 +280,8 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
                            _transfer_retrieval),
     "transfer-recognition": ("few-shot action recognition on the rendered target domains",
                              _transfer_recognition),
+    "retable": ("rebuild a stored table from its runs with a 'Δ vs ROW' interval column",
+                _retable),
 }
 
 

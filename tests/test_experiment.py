@@ -163,3 +163,68 @@ def test_a_run_whose_process_was_lost_is_a_failed_record(fake_task, tmp_path):
     with pytest.raises(ex.GridError, match="run lost: RuntimeError: node died") as err:
         ex.run_grid(grid(seeds=(0,)), Lossy(), records=path, progress=False)
     assert len(err.value.failed) == 1 and len(ex.RecordFile(path).read()) == 4
+
+
+# -- retable: a stored table again from its runs, with an interval column -----------------------
+def _stored(fake_task, tmp_path):
+    records = ex.run_grid(grid(), progress=False)
+    summary = ex.summarize(records, SPEC, [0, 1, 2])
+    md = ex.format_table(summary, SPEC, "a note. Wall time: 3 s.")
+    payload = ex.table_payload(SPEC, summary, records, [0, 1, 2], task="fake", extra_field=7)
+    ex.write_table(tmp_path, "fake", payload, md)
+    return payload, md
+
+
+def test_note_of_strips_only_the_generated_sentences(fake_task, tmp_path):
+    payload, md = _stored(fake_task, tmp_path)
+    assert "‡:" in md  # ref beats base here
+    assert ex.note_of(md) == "a note. Wall time: 3 s."
+    assert ex.note_of("### t\n\n| a |\n|---|\n") == ""
+
+
+def test_retable_replaces_marks_with_intervals_and_keeps_everything_else(fake_task, tmp_path):
+    payload, md = _stored(fake_task, tmp_path)
+    new, md2 = ex.retable(payload, md, delta=ex.Delta("ref", "Avg."), marks=False)
+    assert new["extra_field"] == 7 and new["task"] == "fake" and new["runs"] == payload["runs"]
+    assert new["reference"] is None and "‡" not in md2 and "| Δ vs Ref |" in md2
+    iv = new["rows"]["Base"]["delta"]
+    want = ex.compare_rows(payload["runs"], "base", "ref", "m", ["a", "b"], [0, 1, 2])
+    assert iv == {"column": "Avg.", "metric": "m", **want.as_dict()}
+    for header in ("A", "B", "Avg."):  # cells unchanged
+        assert new["rows"]["Base"]["cells"][header] == payload["rows"]["Base"]["cells"][header]
+    # made again from what it wrote: the same table (idempotent), and it follows from its runs
+    again, md3 = ex.retable(new, md2)
+    assert md3 == md2 and again["rows"] == new["rows"]
+    assert md2 == ex.format_table(ex.summarize(new["runs"], ex.spec_of(new), [0, 1, 2]),
+                                  ex.spec_of(new), ex.note_of(md2))
+
+
+def test_retable_refuses_an_edited_table_and_a_bad_reference(fake_task, tmp_path):
+    payload, md = _stored(fake_task, tmp_path)
+    edited = json.loads(json.dumps(payload))
+    edited["rows"]["Base"]["cells"]["A"]["mean"] += 1.0
+    with pytest.raises(ValueError, match="do not follow from its stored runs"):
+        ex.retable(edited, md, delta=ex.Delta("ref"))
+    with pytest.raises(ValueError, match="delta column 'Nope' is not a column"):
+        ex.retable(payload, md, delta=ex.Delta("ref", "Nope"))
+
+
+def test_retable_command_rewrites_the_files_atomically(fake_task, tmp_path, capsys):
+    from readpvla import cli
+
+    _stored(fake_task, tmp_path)
+    before = (tmp_path / "fake.json").read_text()
+    with pytest.raises(SystemExit):
+        cli.main(["retable", str(tmp_path / "fake.json"), "--delta", "Nope"])
+    assert "is not a row of the table" in capsys.readouterr().err
+    assert (tmp_path / "fake.json").read_text() == before  # a failed call changes nothing
+    assert cli.main(["retable", str(tmp_path / "fake.json"), "--delta", "ref",
+                     "--no-marks"]) == 0
+    stored = json.loads((tmp_path / "fake.json").read_text())
+    assert stored["delta"]["reference"] == "ref" and "| Δ vs Ref |" in \
+        (tmp_path / "fake.md").read_text()
+    (tmp_path / "bad.json").write_text("{oops", encoding="utf-8")
+    (tmp_path / "bad.md").write_text("x", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        cli.main(["retable", str(tmp_path / "bad.json")])
+    assert "not JSON" in capsys.readouterr().err

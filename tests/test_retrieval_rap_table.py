@@ -1,5 +1,5 @@
 """RAP in the retrieval task: the ablation rows train at RAP's chosen rate, every record carries
-its dual-softmax ("*") R@1, RAP is the tables' ‡ reference, and a rerun is compared with the
+its dual-softmax ("*") R@1, RAP is the tables' "Δ vs" reference, and a rerun is compared with the
 shipped runs by the shared rule. Tiny rendered benchmark and tiny video CLIP."""
 
 from __future__ import annotations
@@ -70,9 +70,11 @@ def test_ablation_table_marks_rows_against_rap_and_compares_reruns(tiny, tmp_pat
     assert (tmp_path / "runs_retrieval_ablations_frames.jsonl").is_file()
     assert table["lrs"] == {"RAP": 3e-3, "RAP LoRM only": 3e-3}
     spec = ex.spec_of(table)
-    assert spec.reference == "RAP" and "Avg. DSL" in [c.header for c in spec.columns]
-    assert set(table["rows"]["RAP LoRM only"]["significant"]) >= {"flat", "Avg.", "Avg. DSL"}
-    assert "RAP" not in ex.significance(table["runs"], spec, [0, 1])
+    assert spec.delta.reference == "RAP" and "Avg. DSL" in [c.header for c in spec.columns]
+    assert spec.reference is None  # the interval replaced the ‡ marks
+    iv = table["rows"]["RAP LoRM only"]["delta"]
+    assert iv["column"] == "Avg." and iv["lo"] <= iv["diff"] <= iv["hi"]
+    assert table["rows"]["RAP"].get("delta") is None
     # the shipped-run comparison: same settings -> pairs; a moved run is flagged
     monkeypatch.setattr(retrieval.shipped, "results_dir", lambda: tmp_path)
     settings = retrieval.TransferSettings(**{**json.loads(json.dumps(table["settings"])),
@@ -94,15 +96,15 @@ SHIPPED = sorted(retrieval.results_dir().glob("retrieval*_*.json"))
 @pytest.mark.skipif(not SHIPPED, reason="no shipped retrieval tables")
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_tables_follow_from_their_runs(path):
-    """Every cell and ‡ of a shipped table is what its stored runs give, the Markdown is what
-    format_table makes of them, every run is there, and each run trained at the recorded rate."""
+    """Every cell and interval of a shipped table is what its stored runs give, the Markdown is
+    what format_table makes of them, every run is there, and each run trained at the recorded
+    rate."""
     payload = json.loads(path.read_text())
     spec = ex.spec_of(payload)
     again = ex.summarize(payload["runs"], spec, payload["seeds"])
     assert again == payload["rows"]
     md = path.with_suffix(".md").read_text()
-    note = md.rstrip("\n").split("\n\n")[-1]
-    assert md == ex.format_table(again, spec, note)
+    assert md == ex.format_table(again, spec, ex.note_of(md))
     keys = {(r["row"], r["split"], r["seed"]) for r in payload["runs"]}
     assert keys == {(row, d, s) for _, row in spec.rows for d in payload["splits"]
                     for s in payload["seeds"]}
@@ -110,7 +112,7 @@ def test_shipped_tables_follow_from_their_runs(path):
         assert r["params"] == str(rp.peft.ParamCount(r["trainable"], r["total"]))
         if r["method"] is not None:
             assert r["lr"] == payload["lrs"][r["row"]]
-    assert spec.reference == "RAP"
+    assert spec.delta.reference == "RAP" and spec.reference is None
 
 
 @pytest.mark.parametrize("temporal", ["frames", "spatiotemporal"])

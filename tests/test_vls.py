@@ -217,9 +217,9 @@ def test_transfer_run_is_deterministic_for_a_seed():
 
 @pytest.mark.parametrize("backbone", ["bart", "t5"])
 def test_shipped_tables_follow_from_their_runs(backbone):
-    """The shipped Tables 4 / 5: every cell and every ‡ follows from the runs stored beside it
-    (per-video ROUGE included), the Markdown is what format_table makes of them, and every
-    parameter cell is what count_parameters prints."""
+    """The shipped Tables 4 / 5: every cell and every interval vs READ-PVLA follows from the runs
+    stored beside it (per-video ROUGE included), the Markdown is what format_table makes of
+    them, and every parameter cell is what count_parameters prints."""
     results = Path(__file__).resolve().parents[1] / "data_samples" / "how2" / "results"
     path = results / f"vls_{backbone}.json"
     if not path.is_file():
@@ -229,10 +229,13 @@ def test_shipped_tables_follow_from_their_runs(backbone):
     again = ex.summarize(payload["runs"], spec, payload["seeds"])
     assert again == payload["rows"]
     md = (results / f"vls_{backbone}.md").read_text()
-    assert md == ex.format_table(again, spec) == payload["markdown"]
-    assert payload["reference"] == "read-pvla" and all(
-        set(r["significant"]) == {"R1", "R2", "RL"} for shown, r in again.items()
-        if shown != "READ-PVLA")
+    assert md == ex.format_table(again, spec, ex.note_of(md)) == payload["markdown"]
+    assert spec.delta.reference == "read-pvla" and spec.delta_column().header == "R1"
+    for shown, r in again.items():
+        assert (r["delta"] is None) == (shown == "READ-PVLA")
+        if r["delta"] is not None:
+            assert r["delta"]["lo"] <= r["delta"]["diff"] <= r["delta"]["hi"]
+            assert r["delta"]["seeds"] == payload["seeds"]
     for r in payload["runs"]:
         assert len(r["per_item"]["rouge1"]) == payload["settings"]["n_test"]
         assert r["params"] == str(rp.peft.ParamCount(r["trainable"], r["total"]))

@@ -10,6 +10,7 @@
 - :mod:`.intervals`: :func:`paired_bootstrap` / :func:`compare_rows` (the difference of two rows
   with a paired bootstrap interval over test items and seeds), :func:`interval_vs_seeds` ("how
   many seeds do I need?").
+- :mod:`.rates`: :func:`load_lrs`, the chosen learning rates a task's protocol wrote.
 
 A task (``readpvla.tasks.<task>``) brings only what is its own: ``run(job) -> record`` and its
 rows, settings and table specs.
@@ -35,6 +36,7 @@ from .intervals import (
     item_scores,
     paired_bootstrap,
 )
+from .rates import load_lrs
 from .tables import (
     Column,
     Delta,
@@ -43,6 +45,8 @@ from .tables import (
     deltas,
     format_table,
     mean_std,
+    note_of,
+    retable,
     significance,
     spec_of,
     summarize,
@@ -75,7 +79,7 @@ __all__ = [
     "paired_bootstrap",
     "run_grid",
     "run_job",
-    "significance",
+    "load_lrs", "note_of", "retable", "significance",
     "spec_of",
     "summarize",
     "table_payload",

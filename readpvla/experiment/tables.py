@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Column", "Delta", "TableSpec", "compare_runs", "deltas", "format_table", "mean_std",
-           "significance", "spec_of", "summarize", "table_payload", "write_table"]
+           "note_of", "retable", "significance", "spec_of", "summarize", "table_payload",
+           "write_table"]
 
 AVG = "avg"
 SIGNIFICANCE_TEST = "one-sided Wilcoxon signed-rank over test items (scipy, zero_method='zsplit')"
@@ -262,7 +264,10 @@ def _delta_cell(row: str, entry: dict[str, Any], spec: TableSpec) -> str:
     iv = entry.get("delta")
     if iv is None:
         return "n/a"
-    return f"{iv['diff']:+.2f} [{iv['lo']:+.2f}, {iv['hi']:+.2f}]"
+    def num(x: float) -> str:  # -0.001 shows as +0.00, not -0.00
+        return f"{round(x, 2) + 0.0:+.2f}"
+
+    return f"{num(iv['diff'])} [{num(iv['lo'])}, {num(iv['hi'])}]"
 
 
 def _delta_note(summary: dict[str, Any], spec: TableSpec, ref: str) -> str:
@@ -340,6 +345,48 @@ def spec_of(payload: dict[str, Any]) -> TableSpec:
         alpha=payload.get("alpha", 0.05), note=payload.get("note", ""),
         extra_metrics=tuple(payload.get("extra_metrics", ())),
         delta=Delta(**payload["delta"]) if payload.get("delta") else None)
+
+
+def note_of(markdown: str) -> str:
+    """The note a table's Markdown was made with: its last paragraph without the sentences
+    :func:`format_table` adds (the ``‡`` and ``Δ vs`` explanations), so that
+    ``format_table(summary, spec, note_of(md))`` makes ``md`` again."""
+    last = markdown.rstrip("\n").split("\n\n")[-1]
+    if last.startswith(("### ", "| ")):  # no note at all
+        return ""
+    return re.split(r"(?:^| )(?:‡: |Δ vs )", last, maxsplit=1)[0]
+
+
+def retable(payload: dict[str, Any], markdown: str, *, delta: Delta | None = None,
+            marks: bool = True) -> tuple[dict[str, Any], str]:
+    """A stored table made again from its own runs with another presentation: ``delta`` (a
+    :class:`Delta`; None: as stored) adds or replaces the "Δ vs" interval column, ``marks=False``
+    drops the ``‡`` significance marks (the interval replaces them). Nothing is retrained: every
+    cell comes from ``payload["runs"]`` (:func:`summarize`), the note from ``markdown``
+    (:func:`note_of`). Returns the new payload (every other field kept) and Markdown.
+
+    Raises:
+        ValueError: the stored cells do not follow from the stored runs (the payload was edited
+            or made by other code: nothing is rewritten), or ``delta`` names no row / column.
+    """
+    spec = spec_of(payload)
+    if summarize(payload["runs"], spec, payload["seeds"]) != payload["rows"]:
+        raise ValueError(f"table {payload.get('table')!r}: its cells do not follow from its "
+                         "stored runs; not rewriting it")
+    new = TableSpec(title=spec.title, rows=spec.rows, columns=spec.columns, splits=spec.splits,
+                    reference=spec.reference if marks else None, alpha=spec.alpha,
+                    note=spec.note, extra_metrics=spec.extra_metrics,
+                    delta=delta if delta is not None else spec.delta)
+    new.delta_column()  # a bad column raises here
+    summary = summarize(payload["runs"], new, payload["seeds"])
+    md = format_table(summary, new, note_of(markdown))
+    base = table_payload(new, summary, payload["runs"], payload["seeds"])
+    out = {**payload, **base}
+    if "markdown" in payload:  # a payload that stores its Markdown (VLS) gets the new one
+        out["markdown"] = md
+    if new.delta is None:
+        out.pop("delta", None)
+    return out, md
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -238,34 +238,26 @@ def select_lr(temporal: str = "frames", rows: Sequence[str] | None = None, domai
 
 def load_lrs(source: str | Path | Mapping[str, float]) -> dict[str, float]:
     """Chosen learning rates ``{row: lr}`` from :func:`select_lr`'s result or its JSON file
-    (``lr_selection_<temporal>.json``), or a plain ``{row: lr}`` mapping; unknown rows raise."""
-    if isinstance(source, Mapping):
-        lrs = source.get("lrs", source)
-    else:
-        try:
-            lrs = json.loads(Path(source).read_text(encoding="utf-8"))["lrs"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{source}: not a learning-rate selection ({e})") from None
-    unknown = [r for r in lrs if r not in ROWS]
-    if unknown:
-        raise ValueError(f"learning rates for unknown row(s) {unknown}; known: {list(ROWS)}")
-    return {str(r): float(v) for r, v in lrs.items()}
+    (``lr_selection_<temporal>.json``), or a plain ``{row: lr}`` mapping; unknown rows and rates
+    that are not finite numbers > 0 raise (:func:`readpvla.experiment.load_lrs`)."""
+    return ex.load_lrs(source, ROWS)
 
 
 def table_spec(title: str, rows: Sequence[str], domains: Sequence[str], note: str,
                reference: str | None = "RAP") -> ex.TableSpec:
     """Rows x (text-to-video R@1 per domain, Avg., Avg. after the dual softmax (the paper's "*"
-    rows), the order-only pairs' accuracy averaged over domains; per domain in the JSON). ``‡``
-    marks a row that ``reference`` (default RAP, when it is a row) beats significantly: one-sided
-    Wilcoxon signed-rank test over the test captions' R@1 hits averaged over seeds, alpha 0.05."""
+    rows), the order-only pairs' accuracy averaged over domains; per domain in the JSON), and
+    "Δ vs ``reference``" (default RAP, when it is a row): each row's difference on "Avg." with a
+    95% paired bootstrap interval over test captions x seeds (:class:`readpvla.experiment.Delta`;
+    it replaced the one-sided Wilcoxon ``‡`` marks)."""
     return ex.TableSpec(
         title=title, rows=tuple((r, r) for r in rows),
         columns=tuple([ex.Column(d, d, TABLE_METRIC) for d in domains]
                       + [ex.Column("Avg.", "avg", TABLE_METRIC),
                          ex.Column("Avg. DSL", "avg", f"{TABLE_METRIC}_dsl"),
                          ex.Column("Order pairs", "avg", "order_pairs")]),
-        splits=tuple(domains), reference=reference if reference in rows else None, note=note,
-        extra_metrics=EXTRA_METRICS)
+        splits=tuple(domains), note=note, extra_metrics=EXTRA_METRICS,
+        delta=ex.Delta(reference, "Avg.") if reference in rows else None)
 
 
 def run_transfer(temporal: str = "frames", rows: Sequence[str] | None = None,

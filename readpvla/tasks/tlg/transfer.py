@@ -192,14 +192,16 @@ def _describe(r: dict[str, Any]) -> str:
 def table_spec(title: str, rows: Sequence[tuple[str, str]], domains: Sequence[str], note: str
                ) -> ex.TableSpec:
     """Table 1's shape: one column per domain and "Avg." (MR-full-mAP), the other metrics in the
-    JSON; ``‡`` against READ-PVLA where the records carry per-query scores."""
+    JSON; "Δ vs READ-PVLA": each row's difference on "Avg." with a 95% paired bootstrap interval
+    over test queries x seeds (:class:`readpvla.experiment.Delta`; ``n/a`` for records without
+    per-query scores)."""
     labels = [label for _, label in rows]
     return ex.TableSpec(
         title=title, rows=tuple(rows),
         columns=tuple([ex.Column(DOMAINS[d], d, TABLE_METRIC) for d in domains]
                       + [ex.Column("Avg.", "avg", TABLE_METRIC)]),
-        splits=tuple(domains), reference="READ-PVLA" if "READ-PVLA" in labels else None,
-        note=note, extra_metrics=EXTRA_METRICS)
+        splits=tuple(domains), note=note, extra_metrics=EXTRA_METRICS,
+        delta=ex.Delta("READ-PVLA", "Avg.") if "READ-PVLA" in labels else None)
 
 
 def _note(backbone: str, settings: TransferSettings, seeds: Sequence[int], lam: float) -> str:

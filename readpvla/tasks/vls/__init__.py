@@ -16,8 +16,8 @@ of the READ-PVLA paper's Tables 4 and 5 over every fine-tuning method.
    test split and scores them with ROUGE-1/2/L. READ-PVLA adds ``lambda * L_PVLA`` between the
    video tokens and the transcript tokens of every encoder layer up to the fusion layer
    (:func:`pvla_term`; paper Sec. 3.3). Results: JSON + a Markdown table shaped like Tables 4 / 5
-   (``#params (M) (%)``, R1, R2, RL as mean ± std over seeds; ``‡`` where READ-PVLA's gain over
-   the row is significant, one-sided Wilcoxon over test videos, p < 0.05).
+   (``#params (M) (%)``, R1, R2, RL as mean ± std over seeds; "Δ vs READ-PVLA": the R1
+   difference with a 95% paired bootstrap interval over test videos x seeds).
 
 The parts, as in every task (:mod:`readpvla.tasks`): :mod:`.data`, :mod:`.loss`,
 :mod:`.evaluate`, :mod:`.pretrain`, :mod:`.rows`, :mod:`.transfer`, :mod:`.cli`.

@@ -4,7 +4,8 @@ A run (:func:`transfer_run`; :func:`run` for a :class:`~readpvla.experiment.Job`
 row's PEFT method to a fresh copy of the pretrained VG-BART / VG-T5 (under the seed), fine-tunes
 it on the low-resource target split with :func:`readpvla.train.fit` (a step budget, linear warm-up
 and decay, gradient clipping, optional validation-loss early stopping), summarises the test split
-and scores it with ROUGE-1/2/L, keeping every video's scores (``per_item``) for the ``‡`` test.
+and scores it with ROUGE-1/2/L, keeping every video's scores (``per_item``) for the tables'
+paired bootstrap intervals ("Δ vs READ-PVLA").
 ``read-pvla`` is READ plus ``config.pvla_weight * L_PVLA`` (:func:`~.loss.pvla_term`). A table is
 the grid of rows x seeds, run and summarised by :mod:`readpvla.experiment` (local processes or
 Ray, records written as runs finish, ``resume``).
@@ -216,7 +217,10 @@ def jobs(backbone: str, methods: Sequence[str], seeds: Sequence[int], config: Tr
 
 def table_spec(backbone: str, methods: Sequence[str], seeds: Sequence[int], note: str
                ) -> ex.TableSpec:
-    """Tables 4 / 5's shape: R1, R2, RL on the test split, ``‡`` against READ-PVLA."""
+    """Tables 4 / 5's shape: R1, R2, RL on the test split, and "Δ vs READ-PVLA": each row's
+    ROUGE-1 difference with a 95% paired bootstrap interval over test videos x seeds
+    (:class:`readpvla.experiment.Delta`; it replaced the one-sided Wilcoxon ``‡`` marks, so
+    every task's tables show their noise the same way)."""
     name = backbone_class(backbone).__name__
     n = len(seeds)
     return ex.TableSpec(
@@ -225,7 +229,7 @@ def table_spec(backbone: str, methods: Sequence[str], seeds: Sequence[int], note
         rows=tuple((LABELS[m], m) for m in methods),
         columns=(ex.Column("R1", "test", "rouge1"), ex.Column("R2", "test", "rouge2"),
                  ex.Column("RL", "test", "rougeL")),
-        reference="read-pvla" if "read-pvla" in methods else None, note=note)
+        delta=ex.Delta("read-pvla", "R1") if "read-pvla" in methods else None, note=note)
 
 
 def _describe(r: dict[str, Any]) -> str:
@@ -267,7 +271,7 @@ def run_transfer(backbone: str = "bart", methods: Sequence[str] = METHODS,
 
     Returns:
         The table payload (:func:`readpvla.experiment.table_payload`): ``rows`` (mean ± std of
-        R1/R2/RL per method, ``significant`` marks), ``runs``, ``zero_shot``, ``settings``,
+        R1/R2/RL per method, ``delta``: the interval vs READ-PVLA), ``runs``, ``zero_shot``, ``settings``,
         ``learning_rates``, ``time_s``, and ``markdown``.
     """
     config = config or (TransferConfig.quick() if quick else TransferConfig.full())
