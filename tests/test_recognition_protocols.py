@@ -285,3 +285,33 @@ def test_few_shot_table_over_k_from_fake_records():
     assert summary["LoRA"]["cells"]["K = 2"]["values"] == [7.0, 8.0]
     assert summary["LoRA"]["cells"]["Order pairs"]["mean"] == 59.0
     assert "| LoRA | 0.01 (1.0%) | 7.50 ± 0.71 | 21.50 ± 0.71 |" in md
+
+
+def test_tables_show_each_row_against_msta_with_a_bootstrap_interval():
+    """The Δ column: MSTA + L_CC is the main tables' reference (an ablation's: its first row);
+    base-to-novel compares the Novel column (per-video hits), the others Avg. (top-1)."""
+    assert rec.table_reference(["Zero-shot", "LoRA", "MSTA + L_CC"]) == "MSTA + L_CC"
+    assert rec.table_reference(["Zero-shot", "LoRA"]) is None
+    assert rec.table_reference(list(rec.ABLATIONS["msta-branches"]), "msta-branches") == "MSTA"
+    rows, domains, seeds = ["LoRA", "MSTA + L_CC"], ["flat"], [0, 1]
+    records = []
+    for row in rows:
+        for s in seeds:
+            base = [100.0] * 6 + [0.0] * 2 if row == "LoRA" else [100.0] * 2 + [0.0] * 6
+            novel = [100.0] * 3 + [0.0] * 5 if row == "LoRA" else [100.0] * 4 + [0.0] * 4
+            rec_ = _fake(row, "flat", s, {"base": 25.0 + 50 * (row == "LoRA"),
+                                          "novel": 37.5 + 12.5 * (row != "LoRA"), "HM": 40.0,
+                                          "order_pairs": 50.0, "order_pairs_base": 50.0,
+                                          "order_pairs_novel": 50.0})
+            rec_["per_item"] = {"base": base, "novel": novel}
+            records.append(rec_)
+    spec = rec.table_spec("B2N", rows, domains, "note", protocol="base2novel",
+                          reference="MSTA + L_CC")
+    summary = ex.summarize(records, spec, seeds)
+    delta = summary["LoRA"]["delta"]
+    assert delta["column"] == "Novel" and delta["diff"] == pytest.approx(-12.5)
+    assert delta["lo"] <= -12.5 <= delta["hi"]
+    md = ex.format_table(summary, spec)
+    assert "Δ vs MSTA + L_CC" in md.splitlines()[2]
+    with pytest.raises(ValueError, match="reference 'MSTA' is not a row"):
+        rec.table_spec("t", rows, domains, "", reference="MSTA")

@@ -14,9 +14,10 @@ them), and the accuracy on the order-only pairs (a class vs its frames played ba
 The parts, as in every task (:mod:`readpvla.tasks`): :mod:`.data`, :mod:`.loss` (cross-entropy
 over class prompts, MSTA's L_CC, PVLA for READ-PVLA), :mod:`.descriptions`, :mod:`.evaluate`,
 :mod:`.pretrain` (the retrieval task's video CLIP), :mod:`.rows` (rows, ablations, protocols),
-:mod:`.transfer`, :mod:`.cli` (``readpvla transfer-recognition``).
+:mod:`.transfer`, :mod:`.select` (the learning-rate protocol), :mod:`.cli` (``readpvla transfer-recognition``).
 """
 
+from . import shipped
 from .cli import transfer_main
 from .data import (
     DOMAINS,
@@ -27,6 +28,7 @@ from .data import (
     data_root,
     dataset,
     dataset_of,
+    holdout,
     prompts,
     zeroshot_classes,
 )
@@ -66,6 +68,16 @@ from .rows import (
     RecognitionRow,
     Row,
     TransferSettings,
+    load_lrs,
+)
+from .select import FACTORS, SELECTION_SHOTS, lr_jobs, select_lr
+from .shipped import (
+    RERUN_TOLERANCE,
+    compare_with_shipped,
+    results_dir,
+    shipped_lrs,
+    shipped_table,
+    shipped_tables,
 )
 from .transfer import (
     PROTOCOL_METRICS,
@@ -77,21 +89,25 @@ from .transfer import (
     run_transfer,
     shots_records,
     shots_table_spec,
+    table_reference,
     table_spec,
     table_stem,
     train_split,
 )
 
 __all__ = [
-    "ABLATIONS", "DOMAINS", "EXTRA_METRICS", "HALLUCINATION", "HPARAMS", "MSTA_HPARAMS",
-    "MSTA_ROWS", "PAIRS", "PROTOCOLS", "PROTOCOL_METRICS", "QUICK", "ROWS", "SHOTS",
+    "RERUN_TOLERANCE", "compare_with_shipped", "results_dir", "shipped", "shipped_lrs",
+    "shipped_table", "shipped_tables", "ABLATIONS", "DOMAINS", "EXTRA_METRICS", "FACTORS", "HALLUCINATION", "HPARAMS", "MSTA_HPARAMS",
+    "MSTA_ROWS", "PAIRS", "PROTOCOLS", "PROTOCOL_METRICS", "QUICK", "ROWS", "SELECTION_SHOTS", "SHOTS",
     "TABLE_METRIC", "TABLE_ROWS", "TEMPLATE", "TEMPORAL", "ClassDescriptions", "Consistency",
     "ConsistencyTargets", "RecognitionRow", "Row", "TrainBatches", "TransferSettings",
     "base_novel", "check_shots", "class_logits", "class_scores", "consistency_loss",
     "consistency_targets", "data_root", "dataset", "dataset_of", "default_checkpoint",
     "describe_row_loss", "evaluate", "evaluate_base_novel", "evaluate_base_to_novel",
-    "evaluate_zeroshot", "generate", "jobs", "load", "load_etl4video", "order_pair_accuracy",
+    "evaluate_zeroshot", "generate", "holdout", "jobs", "load", "load_etl4video", "load_lrs",
+    "lr_jobs", "order_pair_accuracy",
     "prompts", "recognition_loss", "row_loss", "run", "run_one", "run_shots", "run_transfer",
-    "shots_records", "shots_table_spec", "table_spec", "table_stem", "train_split",
+    "select_lr", "shots_records", "shots_table_spec", "table_reference", "table_spec",
+    "table_stem", "train_split",
     "transfer_main", "write_etl4video", "zeroshot_classes",
 ]

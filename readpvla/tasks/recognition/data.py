@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from readpvla.data.videotext import RecognitionData, load_recognition
 from ..retrieval.data import frames_tensor
 
 __all__ = ["DOMAINS", "PAIRS", "TEMPLATE", "TrainBatches", "base_novel", "data_root", "dataset",
-           "dataset_of", "prompts", "zeroshot_classes"]
+           "dataset_of", "holdout", "prompts", "zeroshot_classes"]
 
 DOMAINS = tuple(rendered.DOMAINS)
 #: the prompt a class name goes into (CLIP's zero-shot habit)
@@ -68,6 +69,29 @@ def dataset_of(split: str, classes: Sequence[str] | None = None,
     key = (str(data_root(split, root)), f"{split}|" + "|".join(classes))
     if key not in _DATA:
         _DATA[key] = dataset(split, root).restrict(classes)
+    return _DATA[key]
+
+
+def holdout(domain: str, shots: int = 16, kset: int = 0,
+            root: str | Path | None = None) -> RecognitionData:
+    """The learning-rate protocol's validation videos: ``{domain}_train``'s videos that the
+    K-shot set ``fewshot/{domain}_K{shots}_seed{kset}`` does not hold (split name
+    ``{domain}_val_K{shots}_seed{kset}``; for K = 16, 4 per class, 96). Never the test split."""
+    train = dataset(f"{domain}_train", root)
+    kshot = dataset(f"fewshot/{domain}_K{shots}_seed{kset}", root)
+    if kshot.classes != train.classes or not set(kshot.video_ids) <= set(train.video_ids):
+        raise ValueError(f"{kshot.label_file}: not a subset of {train.label_file} with the same "
+                         f"classes")
+    key = (str(data_root(f"{domain}_train", root)), f"{domain}_val_K{shots}_seed{kset}")
+    if key not in _DATA:
+        taken = set(kshot.video_ids)
+        keep = [i for i, v in enumerate(train.video_ids) if v not in taken]
+        if not keep:
+            raise ValueError(f"{kshot.label_file} holds every video of {train.label_file}: "
+                             "nothing is left to validate on")
+        _DATA[key] = replace(train, split=key[1], video_ids=[train.video_ids[i] for i in keep],
+                             video_paths=[train.video_paths[i] for i in keep],
+                             labels=train.labels[keep].copy(), _frames={})
     return _DATA[key]
 
 

@@ -105,8 +105,9 @@ def evaluate_base_to_novel(model: nn.Module, data: RecognitionData, base: Sequen
     :func:`evaluate_base_novel`), ``order_pairs`` over every order-only test video and
     ``order_pairs_base`` / ``order_pairs_novel`` over those of base / novel classes (a pair is
     always on one side of a split, so the choice between a class and its partner stays within
-    it); with ``per_item`` also ``{"per_item": {"order_pairs": hits}}``. One pass over the test
-    videos."""
+    it); with ``per_item`` also ``{"per_item": {"order_pairs": hits, "base": hits, "novel":
+    hits}}`` (``base``: each base video's top-1 hit among the base classes, 100 or 0; their mean
+    is ``base``; ``novel`` likewise). One pass over the test videos."""
     scores = class_scores(model, data, template=template)
     index = {c: k for k, c in enumerate(data.classes)}
     labels = np.asarray(data.labels)
@@ -120,6 +121,12 @@ def evaluate_base_to_novel(model: nn.Module, data: RecognitionData, base: Sequen
                                                          data.classes)[0]
     if per_item:
         out["per_item"] = {"order_pairs": hits}
+        for part, classes in (("base", base), ("novel", novel)):
+            cols = [index[c] for c in classes]
+            keep = np.isin(labels, cols)
+            pred = np.asarray(cols)[np.asarray(scores)[keep][:, cols].argmax(1)]
+            out["per_item"][part] = [100.0 * float(p == y) for p, y in
+                                     zip(pred.tolist(), labels[keep].tolist())]
     return out
 
 

@@ -37,18 +37,21 @@ NAME``), each with its reference row first:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from readpvla.experiment.rates import load_lrs as load_rates
 
 from ..retrieval.rows import HPARAMS as RETRIEVAL_HPARAMS
 from ..retrieval.rows import ROWS as RETRIEVAL_ROWS
-from ..retrieval.rows import TABLE_ROWS as RETRIEVAL_TABLE_ROWS
 from ..retrieval.rows import Row
 from .data import TEMPLATE
 from .loss import Consistency
 
 __all__ = ["ABLATIONS", "HALLUCINATION", "HPARAMS", "MSTA_HPARAMS", "MSTA_ROWS", "PROTOCOLS",
            "QUICK", "ROWS", "SHOTS", "TABLE_ROWS", "RecognitionRow", "Row", "TransferSettings",
-           "row_key"]
+           "load_lrs", "row_key"]
 
 #: the few-shot protocol's K (videos per class in the training set)
 SHOTS = (2, 4, 8, 16)
@@ -76,6 +79,11 @@ class TransferSettings:
       saw in it (the source split is what the backbone was pretrained on);
     - ``supervised``: the domain's whole training split (20 videos per class, 480; ``shots`` is
       not used).
+
+    ``lrs`` holds the rates the learning-rate protocol chose (:mod:`.select`; a row not in it
+    trains at its :data:`HPARAMS` base rate x ``lr_scale``). ``validation`` (that protocol's
+    runs, few-shot only) scores the domain's training videos outside the K-shot set (the
+    hold-out, :func:`.data.holdout`) instead of the test split.
     """
 
     shots: int = 16
@@ -86,6 +94,10 @@ class TransferSettings:
     template: str = TEMPLATE
     #: one of :data:`PROTOCOLS`
     protocol: str = "fewshot"
+    #: chosen learning rates, ``((row label, lr), ...)`` (:func:`.select.select_lr`)
+    lrs: tuple[tuple[str, float], ...] = ()
+    #: score the hold-out of the training split instead of the test split (few-shot only)
+    validation: bool = False
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -104,6 +116,27 @@ class TransferSettings:
             raise ValueError(f"lr_scale must be a finite number > 0, got {self.lr_scale!r}")
         if "{}" not in self.template:
             raise ValueError(f"template must hold '{{}}', got {self.template!r}")
+        if self.validation and self.protocol != "fewshot":
+            raise ValueError(f"validation (the learning-rate protocol's hold-out) is for the "
+                             f"fewshot protocol, got {self.protocol!r}")
+        for item in self.lrs:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+                    and isinstance(item[1], float) and item[1] > 0 and math.isfinite(item[1])):
+                raise ValueError(f"lrs must be ((row label, lr > 0), ...), got {self.lrs!r}")
+
+    def lr(self, row: Row) -> float:
+        """The learning rate of ``row``: the chosen one in :attr:`lrs`, else its
+        :data:`HPARAMS` base rate x :attr:`lr_scale`."""
+        chosen = dict(self.lrs)
+        if row.label in chosen:
+            return chosen[row.label]
+        if row.lr_from is not None and row.lr_from in chosen:
+            return chosen[row.lr_from]
+        return HPARAMS[row_key(row)]["lr"] * self.lr_scale
+
+    def weight_decay(self, row: Row) -> float:
+        """The weight decay of ``row`` (:data:`HPARAMS`)."""
+        return HPARAMS[row_key(row)]["weight_decay"]
 
 
 QUICK = TransferSettings()
@@ -135,19 +168,21 @@ HALLUCINATION = 0.5
 #: video blocks of the shipped video CLIP (the injection-start sweep's range)
 _VIDEO_BLOCKS = 4
 
+#: (the ablation rows train at their parent row's chosen rate: ``lr_from``)
+_CC = "MSTA + L_CC"
 _ABLATION_ROWS: tuple[RecognitionRow, ...] = (
-    RecognitionRow("MSTA language only", "msta", (("branches", "text"),)),
-    RecognitionRow("MSTA vision only", "msta", (("branches", "vision"),)),
-    RecognitionRow("MSTA no shared layer", "msta", (("shared", False),)),
-    *(RecognitionRow(f"MSTA + L_CC N={n}", "msta", consistency=Consistency(n=n))
+    RecognitionRow("MSTA language only", "msta", (("branches", "text"),), lr_from="MSTA"),
+    RecognitionRow("MSTA vision only", "msta", (("branches", "vision"),), lr_from="MSTA"),
+    RecognitionRow("MSTA no shared layer", "msta", (("shared", False),), lr_from="MSTA"),
+    *(RecognitionRow(f"MSTA + L_CC N={n}", "msta", consistency=Consistency(n=n), lr_from=_CC)
       for n in (1, 2, 4, 8)),
     *(RecognitionRow(f"MSTA + L_CC N={n} h={HALLUCINATION:g}", "msta",
-                     consistency=Consistency(n=n, hallucination=HALLUCINATION))
+                     consistency=Consistency(n=n, hallucination=HALLUCINATION), lr_from=_CC)
       for n in (4, 8)),
     *(RecognitionRow(f"MSTA + L_CC start={k}", "msta", (("start", k),),
-                     consistency=Consistency()) for k in range(1, _VIDEO_BLOCKS)),
+                     consistency=Consistency(), lr_from=_CC) for k in range(1, _VIDEO_BLOCKS)),
     RecognitionRow("MSTA + L_CC no temporal", "msta", (("temporal", False),),
-                   consistency=Consistency()),
+                   consistency=Consistency(), lr_from=_CC),
 )
 
 #: every row, by label: the retrieval task's, AdaptFormer, MSTA's and the ablations'
@@ -166,13 +201,22 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "msta-temporal": ("MSTA + L_CC", "MSTA + L_CC no temporal"),
 }
 
-#: the main tables' rows: the retrieval table's (Zero-shot first), AdaptFormer beside Adapter,
-#: then MSTA and MSTA + L_CC
-TABLE_ROWS: tuple[str, ...] = tuple(
-    x for r in RETRIEVAL_TABLE_ROWS for x in ((r, "AdaptFormer") if r == "Adapter" else (r,))
-) + tuple(MSTA_ROWS)
+#: the main tables' rows (the issue's list): Zero-shot, Full, LoRA, the two bottleneck adapters,
+#: a prompt, READ and READ-PVLA, RAP, MSTA without and with L_CC. **(choice)** The retrieval
+#: table's other baselines (Partial, Bias, Proj, VPT, CoOp) stay in :data:`ROWS` (``--rows``)
+#: but not in the shipped tables: 4 protocols x 2 backbones on 2 cores.
+TABLE_ROWS: tuple[str, ...] = ("Zero-shot", "Full", "LoRA", "Adapter", "AdaptFormer", "Prompt",
+                               "READ", "READ-PVLA", "RAP", *MSTA_ROWS)
 
 
 def row_key(row: Row) -> str:
     """The :data:`HPARAMS` key of a row: its label if it has its own entry, else its method."""
     return row.label if row.label in HPARAMS else str(row.method)
+
+
+def load_lrs(source: str | Path | Mapping[str, float]) -> dict[str, float]:
+    """Chosen learning rates ``{row: lr}`` from :func:`.select.select_lr`'s result or its JSON
+    file (``lr_selection_recognition_<temporal>.json``), or a plain ``{row: lr}`` mapping;
+    unknown rows and rates that are not finite numbers > 0 raise ``ValueError``
+    (:func:`readpvla.experiment.load_lrs`)."""
+    return load_rates(source, ROWS)

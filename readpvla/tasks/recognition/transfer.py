@@ -37,7 +37,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from .data import (
     data_root,
     dataset,
     dataset_of,
+    holdout,
     prompts,
     zeroshot_classes,
 )
@@ -78,11 +79,12 @@ from .rows import (
     TABLE_ROWS,
     Row,
     TransferSettings,
-    row_key,
+    load_lrs,
 )
 
 __all__ = ["PROTOCOL_METRICS", "check_shots", "jobs", "run", "run_one", "run_shots", "run_transfer",
-           "shots_records", "shots_table_spec", "table_spec", "table_stem", "train_split"]
+           "shots_records", "shots_table_spec", "table_reference", "table_spec", "table_stem",
+           "train_split"]
 
 #: each protocol's table metric and the metrics its JSON summarises beside it
 PROTOCOL_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -112,7 +114,8 @@ def run_one(backbone: nn.Module, row: Row | str, domain: str, seed: int,
         A record: ``row``, ``method``, ``split`` (the domain), ``seed``, ``protocol``,
         ``train_split``, ``train_classes`` (how many), ``class_split`` (base-to-novel),
         ``params``, ``trainable``, ``total``, ``loss`` (e.g. ``"ce + 1 * cc(n=2, ...)"``),
-        ``lr``, ``weight_decay``, ``test`` (the protocol's metrics: ``top1``, ``top5``,
+        ``lr``, ``weight_decay``, ``eval_split`` (the test split, or with
+        ``settings.validation`` the hold-out), ``test`` (the protocol's metrics: ``top1``, ``top5``,
         ``mean_class``, ``order_pairs`` for few-shot / supervised; ``base``, ``novel``, ``HM``,
         ``order_pairs``, ``order_pairs_base``, ``order_pairs_novel`` for base-to-novel;
         ``top1``, ``mean_class``, ``top1_all``, ``order_pairs`` for zero-shot), ``per_item``,
@@ -134,6 +137,8 @@ def run_one(backbone: nn.Module, row: Row | str, domain: str, seed: int,
     elif protocol == "zeroshot":
         classes = zeroshot_classes(root)
         train_classes = classes["seen"]
+    if settings.validation:  # the learning-rate protocol: the training videos outside the set
+        test = holdout(domain, settings.shots, split_id, root)
     split = train_split(domain, seed, settings)
     torch.manual_seed(seed)
     model = copy.deepcopy(backbone)
@@ -144,8 +149,7 @@ def run_one(backbone: nn.Module, row: Row | str, domain: str, seed: int,
         tokens = backbone.tokenize(prompts(train.classes, settings.template))
         loss = row_loss(r, backbone, train.classes, tokens)  # L_CC targets: the pretrained one
         model = peft.apply(model, r.config())
-        hp = HPARAMS[row_key(r)]
-        lr, wd = hp["lr"] * settings.lr_scale, hp["weight_decay"]
+        lr, wd = settings.lr(r), settings.weight_decay(r)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ot.ConvergenceWarning)
             res = fit(model.to(device), loss, TrainBatches(train, settings.batch_size, seed),
@@ -172,7 +176,7 @@ def run_one(backbone: nn.Module, row: Row | str, domain: str, seed: int,
               **({"class_split": split_id} if protocol == "base2novel" else {}),
               "params": str(count), "trainable": count.trainable, "total": count.total,
               "loss": describe_row_loss(r) if r.method is not None else None,
-              "lr": lr, "weight_decay": wd,
+              "lr": lr, "weight_decay": wd, "eval_split": test.split,
               "test": {k: v for k, v in metrics.items() if k != "per_item"},
               "per_item": metrics["per_item"], "train_log": train_log, "epochs_run": epochs,
               "seconds": round(time.perf_counter() - t0, 3)}
@@ -190,7 +194,9 @@ def run(job: ex.Job) -> dict[str, Any]:
     once per process)."""
     if job.checkpoint not in _BACKBONES:
         _BACKBONES[job.checkpoint] = load(checkpoint=job.checkpoint)
-    rec = run_one(_BACKBONES[job.checkpoint], job.row, job.split, job.seed, job.settings,
+    # a learning-rate protocol job's split is "<domain> lr=<lr>" (.select.lr_jobs)
+    domain = job.split.split(" ", 1)[0]
+    rec = run_one(_BACKBONES[job.checkpoint], job.row, domain, job.seed, job.settings,
                   job.data_dir, job.device)
     return {k: v for k, v in rec.items() if k not in ("row", "split", "seed")}
 
@@ -226,8 +232,18 @@ def table_stem(temporal: str, settings: TransferSettings = QUICK, name: str | No
     return f"{head}_{settings.protocol}_{temporal}{tail}"
 
 
+def table_reference(rows: Sequence[str], ablations: str | None = None) -> str | None:
+    """The row a table's "Δ vs" column compares with: an ablation's reference row (its first),
+    else MSTA + L_CC (the method of the paper the recognition protocols come from) when it is a
+    row; None otherwise (no such column)."""
+    if ablations is not None:
+        ref = ABLATIONS[ablations][0]
+        return ref if ref in rows else None
+    return "MSTA + L_CC" if "MSTA + L_CC" in rows else None
+
+
 def table_spec(title: str, rows: Sequence[str], domains: Sequence[str], note: str,
-               protocol: str = "fewshot") -> ex.TableSpec:
+               protocol: str = "fewshot", reference: str | None = None) -> ex.TableSpec:
     """The table of a protocol:
 
     - ``fewshot`` / ``supervised``: rows x (top-1 per domain, Avg., the order-only pairs'
@@ -238,6 +254,12 @@ def table_spec(title: str, rows: Sequence[str], domains: Sequence[str], note: st
       novel classes), each the mean over ``domains`` per seed (split), then mean ± std over
       the splits. **(choice)** HM is each domain's HM averaged (per seed), not the HM of the
       averaged base and novel accuracies; per domain in the JSON.
+
+    ``reference`` (a row) adds the column "Δ vs reference": each row's difference with a 95%
+    paired-bootstrap interval over test videos x seeds (:class:`readpvla.experiment.Delta`), on
+    "Avg." (top-1), or for base-to-novel on "Novel" (**(choice)** HM is not a mean over videos,
+    so it has no per-video scores to resample; the novel classes are what L_CC is meant to
+    protect).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -250,8 +272,13 @@ def table_spec(title: str, rows: Sequence[str], domains: Sequence[str], note: st
     else:
         cols = ([ex.Column(d, d, metric) for d in domains]
                 + [ex.Column("Avg.", "avg", metric), ex.Column("Order pairs", "avg", "order_pairs")])
+    delta = None
+    if reference is not None:
+        if reference not in rows:
+            raise ValueError(f"reference {reference!r} is not a row of the table: {list(rows)}")
+        delta = ex.Delta(reference, "Novel" if protocol == "base2novel" else "Avg.")
     return ex.TableSpec(title=title, rows=tuple((r, r) for r in rows), columns=tuple(cols),
-                        splits=tuple(domains), note=note, extra_metrics=extra)
+                        splits=tuple(domains), note=note, extra_metrics=extra, delta=delta)
 
 
 _TITLES = {"fewshot": "Few-shot recognition, K = {K}", "supervised": "Fully supervised recognition",
@@ -286,7 +313,9 @@ def _note(settings: TransferSettings, seeds: Sequence[int], temporal: str) -> st
                            else f"seed {seeds[0]}")
             + f"; backbone: the video CLIP `{temporal}` pretrained on the source split. Every "
             f"row: {train}, {settings.epochs} epochs, batch {settings.batch_size}, prompt "
-            f"\"{settings.template}\", the last epoch's weights.")
+            f"\"{settings.template}\", the last epoch's weights"
+            + (", learning rates chosen on a validation hold-out (lr_selection)"
+               if settings.lrs else "") + ".")
 
 
 def _run_grid(temporal: str, rows: list[str], domains: list[str], seeds: list[int],
@@ -321,15 +350,19 @@ def run_transfer(temporal: str = "frames", rows: Sequence[str] | None = None,
                  ablations: str | None = None, settings: TransferSettings = QUICK,
                  root: str | Path | None = None, checkpoint: str | Path | None = None,
                  workers: int = 1, executor: str = "local", address: str | None = None,
-                 resume: bool = False, progress: bool = True, verbose: bool = False
-                 ) -> dict[str, Any]:
+                 resume: bool = False, progress: bool = True, verbose: bool = False,
+                 lrs: str | Path | Mapping[str, float] | None = None) -> dict[str, Any]:
     """One protocol's table: every row (default :data:`~.rows.TABLE_ROWS`, Zero-shot first; or
     the ablation ``ablations``' rows, :data:`~.rows.ABLATIONS`) on every target domain with every
     seed, from the pretrained ``temporal`` video CLIP. ``protocol`` (default
     ``settings.protocol``, ``"fewshot"``) and ``shots`` (default ``settings.shots``) override the
     settings. Writes ``out_dir/<stem>.{json,md}`` (:func:`table_stem`; :func:`table_spec`'s
     columns, mean ± std over seeds) and each run's record into ``out_dir/runs_<stem>.jsonl`` as
-    it finishes (``resume`` continues it)."""
+    it finishes (``resume`` continues it). ``lrs``: chosen learning rates
+    (:func:`.select.select_lr`'s result or JSON file, or ``{row: lr}``); rows not in it train at
+    their base rate. The JSON's ``lrs`` holds every trained row's rate."""
+    if lrs is not None:
+        settings = replace(settings, lrs=tuple({**dict(settings.lrs), **load_lrs(lrs)}.items()))
     if protocol is not None:
         settings = replace(settings, protocol=protocol)
     if shots is not None:
@@ -349,13 +382,15 @@ def run_transfer(temporal: str = "frames", rows: Sequence[str] | None = None,
     if ablations:
         title = f"{title}: ablation {ablations}"
     spec = table_spec(f"{title} (rendered benchmark, {temporal})", rows, domains, note,
-                      settings.protocol)
+                      settings.protocol, reference=table_reference(rows, ablations))
     summary = ex.summarize(records, spec, seeds)
     md = ex.format_table(summary, spec, note + f" Wall time: {wall:.0f} s.")
     payload = ex.table_payload(spec, summary, records, seeds, task="recognition",
                                protocol=settings.protocol, backbone=temporal,
                                metric=PROTOCOL_METRICS[settings.protocol][0],
                                settings=asdict(settings), hparams=HPARAMS,
+                               lrs={r: settings.lr(ROWS[r]) for r in rows
+                                    if ROWS[r].method is not None},
                                losses={r: describe_row_loss(ROWS[r]) for r in rows
                                        if ROWS[r].method is not None},
                                ablation=ablations, wall_seconds=round(wall, 1),
