@@ -104,6 +104,37 @@ def test_evaluate_refuses_unlabelled_split(toy, tmp_path):
         tlg.evaluate(load_backbone(toy / "ckpt" / "crossmodal"), ds)
 
 
+def test_evaluate_slices_temporal_and_plain_queries_by_kind(toy):
+    """With a ``kind`` on every query: the table metric on the after/before queries and on the
+    others, each the mean of its per-query scores, both weighted back to the overall number;
+    without ``kind`` no slice."""
+    model = load_backbone(toy / "ckpt" / "crossmodal")
+    ds = load_tlg(toy, "dog_test")
+    kinds = ["plain", "after", "before"]
+    ds.records = [{**r, "kind": kinds[i % 3]} for i, r in enumerate(ds.records)]
+    out = tlg.evaluate(model, ds, per_item=True)
+    temporal = out["per_item"][tlg.TEMPORAL_METRIC]
+    plain = out["per_item"][tlg.PLAIN_METRIC]
+    assert len(temporal) + len(plain) == len(ds.records) and len(plain) == -(-len(ds.records) // 3)
+    assert out[tlg.TEMPORAL_METRIC] == pytest.approx(np.mean(temporal), abs=0.006)
+    assert out[tlg.PLAIN_METRIC] == pytest.approx(np.mean(plain), abs=0.006)
+    n = len(ds.records)
+    assert out[tlg.TABLE_METRIC] == pytest.approx(
+        (out[tlg.TEMPORAL_METRIC] * len(temporal) + out[tlg.PLAIN_METRIC] * len(plain)) / n,
+        abs=0.01)
+    ds.records = [{k: v for k, v in r.items() if k != "kind"} for r in ds.records]
+    assert tlg.TEMPORAL_METRIC not in tlg.evaluate(model, ds, per_item=True)
+
+
+def test_table_spec_gets_a_temporal_column_only_when_every_run_has_the_slice():
+    spec = tlg.table_spec("t", [("READ", "READ"), ("READ-PVLA", "READ-PVLA")], ["dog"], "n",
+                          temporal=True)
+    assert [c.header for c in spec.columns] == ["Dog", "Avg.", "Temporal"]
+    assert spec.columns[-1].metric == tlg.TEMPORAL_METRIC and spec.delta.reference == "READ-PVLA"
+    assert [c.header for c in tlg.table_spec("t", [("READ", "READ")], ["dog"], "n").columns] \
+        == ["Dog", "Avg."]
+
+
 # -- transfer experiment ----------------------------------------------------------------------------
 def test_run_one_trains_only_the_adapter_and_is_deterministic(toy):
     backbone = load_backbone(toy / "ckpt" / "crossmodal")

@@ -26,7 +26,16 @@ from .data import (
     default_source_dir,
     ensure_source_splits,
 )
-from .evaluate import EXTRA_METRICS, TABLE_METRIC, Predictor, evaluate, predict
+from .evaluate import (
+    EXTRA_METRICS,
+    PLAIN_METRIC,
+    TABLE_METRIC,
+    TEMPORAL_KINDS,
+    TEMPORAL_METRIC,
+    Predictor,
+    evaluate,
+    predict,
+)
 from .loss import LAMBDA, MASS, PVLA_MAX_ITER, PVLA_TOL, TAU, alignment, forward_batch, tlg_loss
 from .pretrain import (
     BACKBONES,
@@ -52,7 +61,7 @@ from .transfer import (
 )
 
 __all__ = [
-    "ABLATIONS", "BACKBONES", "DOMAINS", "EXTRA_METRICS", "FULL", "HPARAMS", "LAMBDA", "MASS",
+    "ABLATIONS", "BACKBONES", "DOMAINS", "EXTRA_METRICS", "FULL", "PLAIN_METRIC", "TEMPORAL_KINDS", "TEMPORAL_METRIC", "HPARAMS", "LAMBDA", "MASS",
     "PRETRAIN", "PVLA_MAX_ITER", "PVLA_TOL", "QUICK", "RERUN_TOLERANCE", "ROWS", "ROW_TOLERANCE",
     "TABLE1_ROWS", "TABLE_METRIC", "TAU", "Predictor", "TransferSettings", "Variant", "alignment",
     "batches", "build_backbone", "check_backbone", "compare_with_shipped", "dataset",

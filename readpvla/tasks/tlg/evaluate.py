@@ -23,10 +23,18 @@ from readpvla.data import TLGDataset
 from .data import batches
 from .loss import forward_batch
 
-__all__ = ["EXTRA_METRICS", "TABLE_METRIC", "Predictor", "evaluate", "predict"]
+__all__ = ["EXTRA_METRICS", "PLAIN_METRIC", "TABLE_METRIC", "TEMPORAL_KINDS", "TEMPORAL_METRIC",
+           "Predictor", "evaluate", "predict"]
 
 TABLE_METRIC = "MR-full-mAP"
 EXTRA_METRICS = ("HL-min-VeryGood-mAP", "MR-full-R1@0.5")
+#: the table metric on the queries that need order ("after" / "before" in the synthetic
+#: benchmark's latent script, the ``kind`` field :func:`readpvla.data.load_tlg` adds), and on
+#: the plain ones: Table 1's "Temporal" column (issue 15's slices)
+TEMPORAL_METRIC = f"{TABLE_METRIC} (temporal)"
+PLAIN_METRIC = f"{TABLE_METRIC} (plain)"
+#: the ``kind`` values that make a query temporal
+TEMPORAL_KINDS = ("after", "before")
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -71,17 +79,41 @@ def evaluate(model: nn.Module, dataset: TLGDataset, batch_size: int = 32,
     ``MR-full-mAP`` per query = its AP averaged over the IoU thresholds; the table metric is
     exactly the mean of these values, before rounding to 2 decimals) and ``"item_ids"``: the
     queries' qids in the same (file) order, for paired tests and bootstrap intervals
-    (:mod:`readpvla.experiment.intervals`)."""
+    (:mod:`readpvla.experiment.intervals`).
+
+    When every query carries a ``kind`` (the synthetic benchmark's latent script), also
+    :data:`TEMPORAL_METRIC` and :data:`PLAIN_METRIC`: the table metric on the queries whose kind
+    is in :data:`TEMPORAL_KINDS` and on the others (``evaluate_tlg(..., group_by="kind")``; a
+    slice without queries is left out), and with ``per_item`` their per-query scores (the
+    slice's queries in file order)."""
     from readpvla.metrics import evaluate_tlg, per_query_tlg
 
     if not dataset.has_labels:
         raise ValueError(f"split {dataset.split!r} has no labels to evaluate against")
     preds, gts = predict(model, dataset, batch_size), list(dataset.records)
-    out: dict[str, Any] = evaluate_tlg(preds, gts)
+    sliced = bool(gts) and all("kind" in g for g in gts)
+    groups = {k: "temporal" for k in TEMPORAL_KINDS}
+    if sliced:
+        kinds = {str(g["kind"]) for g in gts}
+        groups.update({k: "plain" for k in kinds if k not in TEMPORAL_KINDS})
+        by = evaluate_tlg(preds, gts, group_by="kind", group_map=groups)
+        out: dict[str, Any] = by["all"]
+        for name, metric in (("temporal", TEMPORAL_METRIC), ("plain", PLAIN_METRIC)):
+            if name in by and TABLE_METRIC in by[name]:
+                out[metric] = by[name][TABLE_METRIC]
+    else:
+        out = evaluate_tlg(preds, gts)
     if per_item:
         scores = per_query_tlg(preds, gts)
         out["per_item"] = {k: scores[k] for k in (TABLE_METRIC, *EXTRA_METRICS) if k in scores}
         out["item_ids"] = scores["qid"]
+        if sliced:
+            kind_of = {g["qid"]: groups.get(str(g["kind"]), "plain") for g in gts}
+            for name, metric in (("temporal", TEMPORAL_METRIC), ("plain", PLAIN_METRIC)):
+                if metric in out:
+                    out["per_item"][metric] = [v for q, v in zip(scores["qid"],
+                                                                 scores[TABLE_METRIC])
+                                               if kind_of[q] == name]
     return out
 
 

@@ -39,7 +39,7 @@ from readpvla.data import collate_tlg
 from readpvla.train import fit
 
 from .data import DOMAINS, dataset, default_data_dir
-from .evaluate import EXTRA_METRICS, TABLE_METRIC, evaluate
+from .evaluate import EXTRA_METRICS, PLAIN_METRIC, TABLE_METRIC, TEMPORAL_METRIC, evaluate
 from .loss import LAMBDA, tlg_loss
 from .pretrain import BACKBONES, check_backbone, default_checkpoint
 from .rows import ABLATIONS, FULL, HPARAMS, QUICK, ROWS, TABLE1_ROWS, TransferSettings, Variant
@@ -111,7 +111,8 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
     record = {
         "row": v.label, "method": v.method, "align": v.align, "split": domain, "seed": seed,
         "params": str(count), "trainable": count.trainable, "total": count.total,
-        "test": {k: metrics[k] for k in (TABLE_METRIC, *EXTRA_METRICS) if k in metrics},
+        "test": {k: metrics[k] for k in (TABLE_METRIC, *EXTRA_METRICS, TEMPORAL_METRIC,
+                                         PLAIN_METRIC) if k in metrics},
         "per_item": metrics["per_item"], "item_ids": metrics["item_ids"],
         "val_best": res.best_metric, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
         "seconds": round(time.perf_counter() - t0, 3),
@@ -189,17 +190,26 @@ def _describe(r: dict[str, Any]) -> str:
 
 
 # -- tables ---------------------------------------------------------------------------------------
-def table_spec(title: str, rows: Sequence[tuple[str, str]], domains: Sequence[str], note: str
-               ) -> ex.TableSpec:
+def _sliced(records: Sequence[dict[str, Any]]) -> bool:
+    """Every record has the temporal-queries metric (runs of the synthetic benchmark made since
+    the slices existed): the table gets its "Temporal" column."""
+    return bool(records) and all(TEMPORAL_METRIC in r.get("test", {}) for r in records)
+
+
+def table_spec(title: str, rows: Sequence[tuple[str, str]], domains: Sequence[str], note: str,
+               temporal: bool = False) -> ex.TableSpec:
     """Table 1's shape: one column per domain and "Avg." (MR-full-mAP), the other metrics in the
-    JSON; "Δ vs READ-PVLA": each row's difference on "Avg." with a 95% paired bootstrap interval
-    over test queries x seeds (:class:`readpvla.experiment.Delta`; ``n/a`` for records without
-    per-query scores)."""
+    JSON; with ``temporal`` a "Temporal" column (MR-full-mAP on the queries that need order,
+    "after" / "before", averaged over domains: :data:`~.evaluate.TEMPORAL_METRIC`); "Δ vs
+    READ-PVLA": each row's difference on "Avg." with a 95% paired bootstrap interval over test
+    queries x seeds (:class:`readpvla.experiment.Delta`; ``n/a`` for records without per-query
+    scores)."""
     labels = [label for _, label in rows]
     return ex.TableSpec(
         title=title, rows=tuple(rows),
         columns=tuple([ex.Column(DOMAINS[d], d, TABLE_METRIC) for d in domains]
-                      + [ex.Column("Avg.", "avg", TABLE_METRIC)]),
+                      + [ex.Column("Avg.", "avg", TABLE_METRIC)]
+                      + ([ex.Column("Temporal", "avg", TEMPORAL_METRIC)] if temporal else [])),
         splits=tuple(domains), note=note, extra_metrics=EXTRA_METRICS,
         delta=ex.Delta("READ-PVLA", "Avg.") if "READ-PVLA" in labels else None)
 
@@ -290,7 +300,8 @@ def run_transfer(backbone: str = "crossmodal", methods: Sequence[str] | None = N
                          progress, verbose)
     note = _note(backbone, settings, seeds, lam)
     spec = table_spec(f"Table 1 (synthetic YouTube-Highlights domains, {backbone})",
-                      [(m, m) for m in methods], domains, note)
+                      [(m, m) for m in methods], domains, note,
+                      temporal=_sliced(records))
     payload, md = _table(spec, records, seeds, note + f" Wall time: {wall:.0f} s.",
                          backbone=backbone, metric=TABLE_METRIC,
                          settings={**asdict(settings), "lam": lam}, hparams=HPARAMS,
@@ -330,7 +341,8 @@ def run_ablations(backbone: str = "crossmodal", tables: Sequence[int] = (6, 8, 9
     for t in tables:
         title, rows = ABLATIONS[t]
         labels = {label for _, label in rows}
-        spec = table_spec(f"{title}, {backbone}", rows, domains, note)
+        spec = table_spec(f"{title}, {backbone}", rows, domains, note,
+                          temporal=_sliced([r for r in records if r["row"] in labels]))
         payload, md = _table(spec, [r for r in records if r["row"] in labels], seeds, note,
                              backbone=backbone, metric=TABLE_METRIC,
                              settings={**asdict(settings), "lam": lam},
