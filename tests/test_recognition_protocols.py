@@ -58,7 +58,8 @@ def test_main_rows_and_ablation_row_sets():
               "MSTA", "MSTA + L_CC"):
         assert r in rec.TABLE_ROWS
     assert set(rec.ABLATIONS) == {"msta-branches", "msta-descriptions", "msta-start",
-                                  "msta-temporal"}
+                                  "msta-temporal", "msta-scale"}
+    assert [rec.ROWS[r].config().scale for r in rec.ABLATIONS["msta-scale"]] == [0.005, 0.05, 0.5]
     for name, rows in rec.ABLATIONS.items():
         assert all(r in rec.ROWS for r in rows), name
         grid = rec.jobs("frames", list(rows), ["flat"], [0, 1, 2], root="/nonexistent")
