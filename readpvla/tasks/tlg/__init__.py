@@ -45,6 +45,7 @@ from .pretrain import (
     default_checkpoint,
     pretrain,
 )
+from .probes import BACKBONE_ROW, plan_mass_on_gt, probe_alignment
 from .rows import ABLATIONS, FULL, HPARAMS, QUICK, ROWS, TABLE1_ROWS, TransferSettings, Variant
 from .transfer import (
     RERUN_TOLERANCE,
@@ -61,12 +62,13 @@ from .transfer import (
 )
 
 __all__ = [
-    "ABLATIONS", "BACKBONES", "DOMAINS", "EXTRA_METRICS", "FULL", "PLAIN_METRIC", "TEMPORAL_KINDS", "TEMPORAL_METRIC", "HPARAMS", "LAMBDA", "MASS",
+    "ABLATIONS", "BACKBONES", "BACKBONE_ROW", "DOMAINS", "EXTRA_METRICS", "FULL", "PLAIN_METRIC", "TEMPORAL_KINDS", "TEMPORAL_METRIC", "HPARAMS", "LAMBDA", "MASS",
     "PRETRAIN", "PVLA_MAX_ITER", "PVLA_TOL", "QUICK", "RERUN_TOLERANCE", "ROWS", "ROW_TOLERANCE",
     "TABLE1_ROWS", "TABLE_METRIC", "TAU", "Predictor", "TransferSettings", "Variant", "alignment",
     "batches", "build_backbone", "check_backbone", "compare_with_shipped", "dataset",
     "default_checkpoint", "default_data_dir", "default_source_dir", "ensure_source_splits",
-    "evaluate", "forward_batch", "jobs", "predict", "pretrain", "pretrain_main", "run",
+    "evaluate", "forward_batch", "jobs", "plan_mass_on_gt", "predict", "pretrain", "pretrain_main",
+    "probe_alignment", "run",
     "run_ablations", "run_grid", "run_one", "run_transfer", "shipped_table", "table_spec",
     "tlg_loss", "transfer_main",
 ]
