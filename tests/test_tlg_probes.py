@@ -74,3 +74,32 @@ def test_probe_table_has_the_control_row_and_an_interval(toy, tmp_path):
     with pytest.raises(ValueError, match="unknown domain"):
         probes.probe_alignment("crossmodal", ["READ"], ["moon"], [0], settings=TINY_SETTINGS,
                                data_dir=toy, checkpoint=toy / "ckpt" / "crossmodal")
+
+
+# -- the shipped issue-15 measurements (data_samples/tlg/results/) ----------------------------------
+RESULTS = tlg.default_data_dir() / "results"
+STUDIES = sorted([*RESULTS.glob("seeds10_*.json"), *RESULTS.glob("probe_alignment_*.json")])
+
+
+@pytest.mark.skipif(not STUDIES, reason="no shipped seed study or probe table")
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_shipped_studies_follow_from_their_runs(path):
+    """Every cell and interval of the 10-seed Table 1 and of the alignment probe is what the runs
+    stored beside it give; every (row, domain, seed) is there."""
+    from readpvla import experiment as ex
+
+    payload = json.loads(path.read_text())
+    spec = ex.spec_of(payload)
+    again = ex.summarize(payload["runs"], spec, payload["seeds"])
+    assert again == payload["rows"]
+    md = path.with_suffix(".md").read_text()
+    assert md == ex.format_table(again, spec, ex.note_of(md))
+    keys = {(r["row"], r["split"], r["seed"]) for r in payload["runs"]}
+    assert keys == {(row, d, s) for _, row in spec.rows for d in payload["splits"]
+                    for s in payload["seeds"]}
+    assert len(payload["splits"]) == 6
+    if path.stem.startswith("seeds10"):
+        assert payload["seeds"] == list(range(10))
+        assert all(tlg.TEMPORAL_METRIC in r["test"] for r in payload["runs"])
+    else:
+        assert spec.rows[0][1] == probes.BACKBONE_ROW
