@@ -228,3 +228,17 @@ def test_retable_command_rewrites_the_files_atomically(fake_task, tmp_path, caps
     with pytest.raises(SystemExit):
         cli.main(["retable", str(tmp_path / "bad.json")])
     assert "not JSON" in capsys.readouterr().err
+
+
+def test_verify_table_names_what_does_not_follow(fake_task, tmp_path):
+    payload, md = _stored(fake_task, tmp_path)
+    assert ex.verify_table(payload, md).title == "Fake table"
+    edited = json.loads(json.dumps(payload))
+    edited["rows"]["Base"]["cells"]["A"]["mean"] += 1.0
+    with pytest.raises(ValueError, match="row 'Base' does not follow"):
+        ex.verify_table(edited)
+    short = {**payload, "runs": payload["runs"][1:]}
+    with pytest.raises(ValueError, match="no run for row .ref., split .a., seed 0"):
+        ex.verify_table(short)
+    with pytest.raises(ValueError, match="the Markdown is not what"):
+        ex.verify_table(payload, md.replace("a note.", "another note.", 1) + "x")

@@ -21,14 +21,7 @@ SELECTION = rec.results_dir() / rec.shipped.SELECTION
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_tables_follow_from_their_runs(path):
     payload = json.loads(path.read_text())
-    spec = ex.spec_of(payload)
-    again = ex.summarize(payload["runs"], spec, payload["seeds"])
-    assert again == payload["rows"]
-    md = path.with_suffix(".md").read_text()
-    assert md == ex.format_table(again, spec, ex.note_of(md))
-    keys = {(r["row"], r["split"], r["seed"]) for r in payload["runs"]}
-    assert keys == {(row, d, s) for _, row in spec.rows for d in payload["splits"]
-                    for s in payload["seeds"]}
+    ex.verify_table(payload, path.with_suffix(".md").read_text())
     for r in payload["runs"]:
         assert r["params"] == str(rp.peft.ParamCount(r["trainable"], r["total"]))
     if path.stem.endswith("_shots"):

@@ -100,14 +100,7 @@ def test_shipped_tables_follow_from_their_runs(path):
     what format_table makes of them, every run is there, and each run trained at the recorded
     rate."""
     payload = json.loads(path.read_text())
-    spec = ex.spec_of(payload)
-    again = ex.summarize(payload["runs"], spec, payload["seeds"])
-    assert again == payload["rows"]
-    md = path.with_suffix(".md").read_text()
-    assert md == ex.format_table(again, spec, ex.note_of(md))
-    keys = {(r["row"], r["split"], r["seed"]) for r in payload["runs"]}
-    assert keys == {(row, d, s) for _, row in spec.rows for d in payload["splits"]
-                    for s in payload["seeds"]}
+    spec = ex.verify_table(payload, path.with_suffix(".md").read_text())
     for r in payload["runs"]:
         assert r["params"] == str(rp.peft.ParamCount(r["trainable"], r["total"]))
         if r["method"] is not None:

@@ -51,6 +51,7 @@ from .tables import (
     spec_of,
     summarize,
     table_payload,
+    verify_table,
     write_table,
 )
 
@@ -82,7 +83,7 @@ __all__ = [
     "load_lrs", "note_of", "retable", "significance",
     "spec_of",
     "summarize",
-    "table_payload",
+    "table_payload", "verify_table",
     "task_module",
     "write_table",
 ]

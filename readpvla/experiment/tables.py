@@ -33,7 +33,7 @@ import numpy as np
 
 __all__ = ["Column", "Delta", "TableSpec", "compare_runs", "deltas", "format_table", "mean_std",
            "note_of", "retable", "significance", "spec_of", "summarize", "table_payload",
-           "write_table"]
+           "verify_table", "write_table"]
 
 AVG = "avg"
 SIGNIFICANCE_TEST = "one-sided Wilcoxon signed-rank over test items (scipy, zero_method='zsplit')"
@@ -355,6 +355,35 @@ def note_of(markdown: str) -> str:
     if last.startswith(("### ", "| ")):  # no note at all
         return ""
     return re.split(r"(?:^| )(?:‡: |Δ vs )", last, maxsplit=1)[0]
+
+
+def verify_table(payload: dict[str, Any], markdown: str | None = None) -> TableSpec:
+    """Check that a stored table follows from its stored runs: every cell, mark and interval is
+    what :func:`summarize` makes of ``payload["runs"]``, every (row, split, seed) of the grid has
+    its run, and ``markdown`` (if given) is what :func:`format_table` makes of them. Returns the
+    table's spec.
+
+    Raises:
+        ValueError: naming what does not follow (the first row / cell that differs, the missing
+            or extra runs, or the Markdown).
+    """
+    spec = spec_of(payload)
+    again = summarize(payload["runs"], spec, payload["seeds"])
+    if again != payload["rows"]:
+        bad = next((k for k in payload["rows"] if again.get(k) != payload["rows"][k]),
+                   sorted(set(again) ^ set(payload["rows"])))
+        raise ValueError(f"table {payload.get('table')!r}: row {bad!r} does not follow from "
+                         "the stored runs")
+    keys = {(r["row"], r["split"], int(r["seed"])) for r in payload["runs"]}
+    want = {(row, d, int(s)) for _, row in spec.rows for d in payload["splits"]
+            for s in payload["seeds"]}
+    if keys != want:
+        raise ValueError(f"table {payload.get('table')!r}: runs missing {sorted(want - keys)[:5]}"
+                         f", extra {sorted(keys - want)[:5]}")
+    if markdown is not None and markdown != format_table(again, spec, note_of(markdown)):
+        raise ValueError(f"table {payload.get('table')!r}: the Markdown is not what the stored "
+                         "runs give")
+    return spec
 
 
 def retable(payload: dict[str, Any], markdown: str, *, delta: Delta | None = None,
