@@ -171,7 +171,7 @@ def test_run_transfer_writes_tables_in_the_paper_shape(tmp_path):
     assert "| Method | #params (M) | R1 | R2 | RL |" in md and "| READ-PVLA |" in md and " ± " in md
     assert "Pretrained backbone without tuning: R1 " in md and md == rep["markdown"]
     saved = json.loads((tmp_path / "vls_bart.json").read_text())
-    assert saved["rows"]["Bias"]["row"] == "bias" and saved["reference"] == "read-pvla"
+    assert saved["rows"]["Bias"]["row"] == "bias" and saved["delta"]["reference"] == "read-pvla"
     # each run's record landed as it finished; a resumed call reruns nothing
     assert len((tmp_path / "runs_vls_bart.jsonl").read_text().splitlines()) == 6
     again = run_transfer("bart", methods=("bias", "read", "read-pvla"), seeds=(0, 1), config=cfg,

@@ -424,12 +424,30 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def dumps(obj: Any, level: int = 0) -> str:
+    """JSON as ``json.dumps(obj, indent=2)`` writes it, except that a list of scalars (a run's
+    per-item scores) stays on one line: the same data, about half the bytes of a shipped table."""
+    pad = "  " * level
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{pad}  {json.dumps(str(k))}: {dumps(v, level + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, list | tuple):
+        if all(not isinstance(x, dict | list | tuple) for x in obj):
+            return json.dumps(list(obj))
+        items = [f"{pad}  {dumps(x, level + 1)}" for x in obj]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(obj)
+
+
 def write_table(out_dir: str | Path, stem: str, payload: dict[str, Any], markdown: str
                 ) -> tuple[Path, Path]:
-    """Write ``stem.json`` and ``stem.md`` into ``out_dir`` (each replaced atomically)."""
+    """Write ``stem.json`` (:func:`dumps`) and ``stem.md`` into ``out_dir`` (each replaced
+    atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / f"{stem}.json", json.dumps(payload, indent=2) + "\n")
+    _atomic_write(out / f"{stem}.json", dumps(payload) + "\n")
     _atomic_write(out / f"{stem}.md", markdown)
     return out / f"{stem}.json", out / f"{stem}.md"
 
