@@ -156,10 +156,18 @@ def shared_grad(model, which):
 
 
 vision_only = rp.peft.apply(copy.deepcopy(backbone), rp.peft.MSTAConfig(branches="vision"))
-print(f"|grad W^ks| of block {block}:")
-for which in ("video", "text", "both"):
-    print(f"  MSTA, loss on the {which:>5s} side: {shared_grad(msta, which):.3e}")
-print(f"  vision only, loss on the text side: {shared_grad(vision_only, 'text'):.3e}")
+grads = {which: shared_grad(msta, which) for which in ("video", "text", "both")}
+grads["vision only, text"] = shared_grad(vision_only, "text")
+
+# %% tags=["nbval-ignore-output"]
+# the norms' last digits depend on the CPU's float kernels (DESIGN.md fact 7)
+for which, g in grads.items():
+    print(f"|grad W^ks| of block {block}, loss on the {which} side: {g:.3e}")
+
+# %%
+print("W^ks gets gradient from the video side:", grads["video"] > 0, "| from the text side:",
+      grads["text"] > 0, "| with branches='vision', from the text side:",
+      grads["vision only, text"] > 0)
 
 # %% [markdown]
 # ## 9.3 The temporal convolution sees frame order
@@ -169,13 +177,18 @@ print(f"  vision only, loss on the text side: {shared_grad(vision_only, 'text'):
 
 # %%
 rev = frames.flip(1)
+diffs = {}
 for label, cfg in (("temporal=True", rp.peft.MSTAConfig()),
                    ("temporal=False", rp.peft.MSTAConfig(temporal=False))):
     m = rp.peft.apply(copy.deepcopy(backbone), cfg).eval()
     with torch.no_grad():
-        diff = (m.encode_video(frames) - m.encode_video(rev)).abs().max().item()
-    print(f"MSTA {label:>14s}: max |v(video) - v(reversed)| = {diff:.2e}"
-          + ("  (0 up to float rounding)" if diff < 1e-5 else ""))
+        diffs[label] = (m.encode_video(frames) - m.encode_video(rev)).abs().max().item()
+print("frame order changes the video embedding:",
+      {label: d > 1e-5 for label, d in diffs.items()})
+
+# %% tags=["nbval-ignore-output"]
+for label, d in diffs.items():
+    print(f"MSTA {label:>14s}: max |v(video) - v(reversed)| = {d:.2e}")
 
 # %% [markdown]
 # ## 9.4 The consistency constraint on description text (Sec. 3.3)
@@ -208,7 +221,7 @@ for kind in ("spatial", "temporal"):
 # class's description means and to the other classes'? A good target is closest for its own
 # class; the L_CC of each description set is the starting value of the loss.
 
-# %% tags=["report"]
+# %% tags=["report", "nbval-ignore-output"]
 with torch.no_grad():
     w = backbone.encode_text(**{k: v for k, v in backbone.tokenize(rec.prompts(classes)).items()
                                 if k in ("input_ids", "attention_mask")})
@@ -232,12 +245,14 @@ for n in (1, 2, 4, 8):
         own_s = torch.nn.functional.cosine_similarity(w, t.d_s).mean().item()
         own_t = torch.nn.functional.cosine_similarity(w, t.d_t).mean().item()
         rows.append((n, h, consistency_loss(w, t.d_s, t.d_t).item(), own_s, own_t))
-print(f"{'N':>2s} {'h':>4s} {'L_CC at start':>14s} {'cos spatial':>12s} {'cos temporal':>13s}")
-for n, h, lcc, s, t_ in rows:
-    print(f"{n:2d} {h:4.1f} {lcc:14.3f} {s:12.3f} {t_:13.3f}")
 same = all(abs(a[2] - b[2]) < 1e-6 for a, b in zip(rows[0:4:2], rows[1:4:2]))
 print("N <= 2: the hallucinated lists equal the clean ones (the first two are always right):",
       same)
+
+# %% tags=["nbval-ignore-output"]
+print(f"{'N':>2s} {'h':>4s} {'L_CC at start':>14s} {'cos spatial':>12s} {'cos temporal':>13s}")
+for n, h, lcc, s_, t_ in rows:
+    print(f"{n:2d} {h:4.1f} {lcc:14.3f} {s_:12.3f} {t_:13.3f}")
 
 # %% [markdown]
 # ## 9.5 Train MSTA + L_CC from base classes, test on novel ones
