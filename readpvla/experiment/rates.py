@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["load_lrs"]
+__all__ = ["chosen_lr", "load_lrs"]
 
 
 def load_lrs(source: str | Path | Mapping[str, float], known: Iterable[str]
@@ -39,3 +39,15 @@ def load_lrs(source: str | Path | Mapping[str, float], known: Iterable[str]
             raise ValueError(f"learning rate of {r!r} must be a finite number > 0, got {v!r}")
         out[str(r)] = float(v)
     return out
+
+
+def chosen_lr(lrs: Iterable[tuple[str, float]], label: str, parent: str | None,
+              base: float) -> float:
+    """A row's learning rate: its chosen one in ``lrs`` (``(label, lr)`` pairs), else its
+    parent row's (``parent``, an ablation's reference), else ``base``."""
+    chosen = dict(lrs)
+    if label in chosen:
+        return chosen[label]
+    if parent is not None and parent in chosen:
+        return chosen[parent]
+    return base

@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from readpvla.experiment.rates import chosen_lr
 from readpvla.experiment.rates import load_lrs as load_rates
 
 from ..retrieval.rows import HPARAMS as RETRIEVAL_HPARAMS
@@ -131,12 +132,8 @@ class TransferSettings:
     def lr(self, row: Row) -> float:
         """The learning rate of ``row``: the chosen one in :attr:`lrs`, else its
         :data:`HPARAMS` base rate x :attr:`lr_scale`."""
-        chosen = dict(self.lrs)
-        if row.label in chosen:
-            return chosen[row.label]
-        if row.lr_from is not None and row.lr_from in chosen:
-            return chosen[row.lr_from]
-        return HPARAMS[row_key(row)]["lr"] * self.lr_scale
+        return chosen_lr(self.lrs, row.label, row.lr_from,
+                         HPARAMS[row_key(row)]["lr"] * self.lr_scale)
 
     def weight_decay(self, row: Row) -> float:
         """The weight decay of ``row`` (:data:`HPARAMS`)."""

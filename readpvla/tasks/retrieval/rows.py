@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from readpvla import ot, peft
+from readpvla.experiment.rates import chosen_lr
 
 __all__ = ["ABLATION_ROWS", "HPARAMS", "QUICK", "ROWS", "TABLE_ROWS", "Row", "TransferSettings", "row_key"]
 
@@ -175,12 +176,8 @@ class TransferSettings:
     def lr(self, row: Row) -> float:
         """The learning rate of ``row``: the chosen one in :attr:`lrs`, else its
         :data:`HPARAMS` base rate x :attr:`lr_scale`."""
-        chosen = dict(self.lrs)
-        if row.label in chosen:
-            return chosen[row.label]
-        if row.lr_from is not None and row.lr_from in chosen:
-            return chosen[row.lr_from]
-        return HPARAMS[row_key(row)]["lr"] * self.lr_scale
+        return chosen_lr(self.lrs, row.label, row.lr_from,
+                         HPARAMS[row_key(row)]["lr"] * self.lr_scale)
 
     def weight_decay(self, row: Row) -> float:
         """The weight decay of ``row`` (:data:`HPARAMS`)."""
