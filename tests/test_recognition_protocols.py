@@ -58,7 +58,7 @@ def test_main_rows_and_ablation_row_sets():
               "MSTA", "MSTA + L_CC"):
         assert r in rec.TABLE_ROWS
     assert set(rec.ABLATIONS) == {"msta-branches", "msta-descriptions", "msta-start",
-                                  "msta-temporal", "msta-scale"}
+                                  "msta-temporal", "msta-scale", "msta-descriptions-scaled"}
     assert [rec.ROWS[r].config().scale for r in rec.ABLATIONS["msta-scale"]] == [0.005, 0.05, 0.5]
     for name, rows in rec.ABLATIONS.items():
         assert all(r in rec.ROWS for r in rows), name
@@ -71,6 +71,12 @@ def test_main_rows_and_ablation_row_sets():
     desc = {r: rec.ROWS[r].consistency for r in rec.ABLATIONS["msta-descriptions"]}
     assert sorted((c.n, c.hallucination) for c in desc.values()) == [
         (1, 0.0), (2, 0.0), (4, 0.0), (4, 0.5), (8, 0.0), (8, 0.5)]
+    # the second N sweep: the same (N, hallucination) pairs, every row at lambda = 0.05
+    scaled = rec.ABLATIONS["msta-descriptions-scaled"]
+    assert [(rec.ROWS[r].consistency.n, rec.ROWS[r].consistency.hallucination) for r in scaled] \
+        == [(desc[r].n, desc[r].hallucination) for r in rec.ABLATIONS["msta-descriptions"]]
+    assert {rec.ROWS[r].config().scale for r in scaled} == {0.05}
+    assert {rec.ROWS[r].lr_from for r in scaled} == {"MSTA + L_CC"}
     assert [rec.ROWS[r].config().start for r in rec.ABLATIONS["msta-start"]] == [0, 1, 2, 3]
     assert [rec.ROWS[r].config().temporal for r in rec.ABLATIONS["msta-temporal"]] == [True, False]
     # the retrieval task's rows are untouched
