@@ -305,8 +305,10 @@ for stem, payload in tables.items():
     again = ex.summarize(payload["runs"], ex.spec_of(payload), payload["seeds"])
     print(f"{stem}: follows from its {len(payload['runs'])} stored runs:",
           again == payload["rows"])
-for stem in ("recognition_base2novel_frames_K16", "recognition_frames_shots",
-             "recognition_base2novel_spatiotemporal_K16"):
+MAIN = ("recognition_base2novel_frames_K16", "recognition_base2novel_spatiotemporal_K16",
+        "recognition_frames_shots", "recognition_spatiotemporal_shots",
+        "recognition_zeroshot_frames_K16", "recognition_supervised_frames")
+for stem in MAIN:
     if stem in tables:
         display(Markdown((rec.results_dir() / f"{stem}.md").read_text()))
     else:
@@ -314,64 +316,82 @@ for stem in ("recognition_base2novel_frames_K16", "recognition_frames_shots",
 
 # %% [markdown]
 # **The base-to-novel trade-off.** Each method's base and novel accuracy (averaged over domains
-# and splits); the dotted curves are equal HM. Up is better on classes never trained on, right
-# is better on the trained ones.
+# and splits), on each backbone; the dotted curves are equal HM. Up is better on classes never
+# trained on, right is better on the trained ones.
 
 # %% tags=["report"]
 def cell(payload, row, col):
     return payload["rows"][row]["cells"][col]["mean"]
 
 
-b2n = tables.get("recognition_base2novel_frames_K16")
-if b2n is not None:
-    fig = go.Figure()
+b2n = {t: tables[f"recognition_base2novel_{t}_K16"] for t in rec.TEMPORAL
+       if f"recognition_base2novel_{t}_K16" in tables}
+if b2n:
+    fig = make_subplots(rows=1, cols=len(b2n), subplot_titles=[f"{t} backbone" for t in b2n],
+                        shared_yaxes=True, horizontal_spacing=0.06)
     grid = np.linspace(10, 40, 200)
-    for hm in (16, 18, 20, 22, 24, 26):
-        denom = 2 * grid - hm  # HM = 2BN / (B + N)  ->  N = HM B / (2B - HM), for 2B > HM
-        novel = np.where(denom > 0, hm * grid / np.where(denom > 0, denom, 1.0), np.nan)
-        ok = (novel > 0) & (novel < 40)
-        fig.add_trace(go.Scatter(x=grid[ok], y=novel[ok], mode="lines", showlegend=False,
-                                 line=dict(dash="dot", color="lightgray"), hoverinfo="skip"))
-        fig.add_annotation(x=39, y=hm * 39 / (78 - hm), text=f"HM {hm}", showarrow=False,
-                           font=dict(size=9, color="gray"))
-    for row in b2n["rows"]:
-        color = "crimson" if row.startswith("MSTA") else "black" if row == "Zero-shot" else \
-            "steelblue"
-        fig.add_trace(go.Scatter(x=[cell(b2n, row, "Base")], y=[cell(b2n, row, "Novel")],
-                                 mode="markers+text", text=[row], textposition="top center",
-                                 marker=dict(size=9, color=color), name=row, showlegend=False))
-    fig.update_xaxes(title_text="base accuracy (%)", range=[14, 40])
-    fig.update_yaxes(title_text="novel accuracy (%)", range=[12, 30])
-    fig.update_layout(height=460, width=760, title="Base-to-novel (frames, 16-shot base)")
+    for col, payload in enumerate(b2n.values(), start=1):
+        for hm in (16, 18, 20, 22, 24, 26):
+            denom = 2 * grid - hm  # HM = 2BN / (B + N)  ->  N = HM B / (2B - HM), for 2B > HM
+            novel = np.where(denom > 0, hm * grid / np.where(denom > 0, denom, 1.0), np.nan)
+            ok = (novel > 0) & (novel < 40)
+            fig.add_trace(go.Scatter(x=grid[ok], y=novel[ok], mode="lines", showlegend=False,
+                                     line=dict(dash="dot", color="lightgray"), hoverinfo="skip"),
+                          row=1, col=col)
+            fig.add_annotation(x=39, y=hm * 39 / (78 - hm), text=f"HM {hm}", showarrow=False,
+                               font=dict(size=9, color="gray"), row=1, col=col)
+        for row in payload["rows"]:
+            color = "crimson" if row.startswith("MSTA") else "black" if row == "Zero-shot" \
+                else "steelblue"
+            fig.add_trace(go.Scatter(x=[cell(payload, row, "Base")], y=[cell(payload, row, "Novel")],
+                                     mode="markers+text", text=[row], textposition="top center",
+                                     marker=dict(size=9, color=color), name=row,
+                                     showlegend=False), row=1, col=col)
+        fig.update_xaxes(title_text="base accuracy (%)", range=[14, 40], row=1, col=col)
+    fig.update_yaxes(title_text="novel accuracy (%)", range=[12, 30], row=1, col=1)
+    fig.update_layout(height=480, width=440 * len(b2n) + 60,
+                      title="Base-to-novel recognition (16-shot base classes)")
     display(fig)
 
 # %% [markdown]
-# **Few-shot curves.** Top-1 over the 24 classes for K = 2, 4, 8, 16 training videos per class.
+# **Few-shot curves.** Top-1 over the 24 classes for K = 2, 4, 8, 16 training videos per class,
+# on each backbone.
 
 # %% tags=["report"]
-shots = tables.get("recognition_frames_shots")
-if shots is not None:
-    ks = [int(s[1:]) for s in shots["splits"]]
-    fig = go.Figure()
-    for row, v in shots["rows"].items():
-        fig.add_trace(go.Scatter(
-            x=ks, y=[v["cells"][f"K = {k}"]["mean"] for k in ks], name=row,
-            error_y=dict(type="data", array=[v["cells"][f"K = {k}"]["std"] or 0 for k in ks]),
-            mode="lines+markers", line=dict(width=3 if row.startswith("MSTA") else 1.5)))
-    fig.update_xaxes(title_text="K (training videos per class)", type="log", tickvals=ks)
-    fig.update_yaxes(title_text="top-1 (%), mean ± std over seeds")
-    fig.update_layout(height=420, width=760, title="Few-shot recognition (frames)")
+shots = {t: tables[f"recognition_{t}_shots"] for t in rec.TEMPORAL
+         if f"recognition_{t}_shots" in tables}
+if shots:
+    fig = make_subplots(rows=1, cols=len(shots), shared_yaxes=True,
+                        subplot_titles=[f"{t} backbone" for t in shots])
+    palette = {}
+    for col, payload in enumerate(shots.values(), start=1):
+        ks = [int(s[1:]) for s in payload["splits"]]
+        for row, v in payload["rows"].items():
+            color = palette.setdefault(row, f"hsl({len(palette) * 33 % 360}, 65%, 45%)")
+            fig.add_trace(go.Scatter(
+                x=ks, y=[v["cells"][f"K = {k}"]["mean"] for k in ks], name=row,
+                legendgroup=row, showlegend=col == 1, line=dict(
+                    color=color, width=3 if row.startswith("MSTA") else 1.5),
+                error_y=dict(type="data", array=[v["cells"][f"K = {k}"]["std"] or 0 for k in ks]),
+                mode="lines+markers"), row=1, col=col)
+        fig.update_xaxes(title_text="K (training videos per class)", type="log", tickvals=ks,
+                         row=1, col=col)
+    fig.update_yaxes(title_text="top-1 (%), mean ± std over seeds", row=1, col=1)
+    fig.update_layout(height=440, width=340 * len(shots) + 240, title="Few-shot recognition")
     display(fig)
 
 # %% [markdown]
 # **Descriptions: N and hallucination.** MSTA + L_CC with N = 1, 2, 4, 8 descriptions per type,
 # clean and with half of the descriptions after the first two hallucinated (the paper: N = 2 is
-# best, more descriptions add hallucinated noise). And the adapter's ablations: one tower only,
-# no shared layer, no temporal convolution, and the output scale $\lambda$ (the logs' 0.005,
-# x 10, x 100).
+# best, more descriptions add hallucinated noise), at the logs' $\lambda = 0.005$ and again at
+# $\lambda = 0.05$, where the adapter moves further from the backbone. And the adapter's
+# ablations: one tower only, no shared layer, no temporal convolution, the output scale
+# $\lambda$ (the logs' 0.005, x 10, x 100) and the first injected block.
 
 # %% tags=["report"]
-for stem in ("recognition_msta-descriptions_base2novel_frames_K16",
+SWEEPS = {"msta-descriptions": ("λ = 0.005", ""),
+          "msta-descriptions-scaled": ("λ = 0.05", f" scale={rec.rows.SWEEP_SCALE:g}")}
+for stem in (*(f"recognition_{a}_base2novel_frames_K16" for a in SWEEPS),
              "recognition_msta-branches_base2novel_frames_K16",
              "recognition_msta-temporal_base2novel_frames_K16",
              "recognition_msta-scale_base2novel_frames_K16",
@@ -380,22 +400,26 @@ for stem in ("recognition_msta-descriptions_base2novel_frames_K16",
         display(Markdown((rec.results_dir() / f"{stem}.md").read_text()))
     else:
         print(f"{stem}: not shipped")
-desc = tables.get("recognition_msta-descriptions_base2novel_frames_K16")
-if desc is not None:
-    fig = go.Figure()
-    for h, label in ((None, "clean"), ("h=0.5", "hallucination 0.5")):
+fig = go.Figure()
+for ablation, (scale, tail) in SWEEPS.items():
+    desc = tables.get(f"recognition_{ablation}_base2novel_frames_K16")
+    if desc is None:
+        continue
+    for h, label, dash in ((None, "clean", "solid"), ("h=0.5", "hallucination 0.5", "dash")):
         xs, ys, es = [], [], []
         for n in (1, 2, 4, 8):
-            row = f"MSTA + L_CC N={n}" + (f" {h}" if h and n > 2 else "")
+            row = f"MSTA + L_CC N={n}" + (f" {h}" if h and n > 2 else "") + tail
             if row in desc["rows"]:
                 xs.append(n)
                 ys.append(cell(desc, row, "HM"))
                 es.append(desc["rows"][row]["cells"]["HM"]["std"] or 0)
         fig.add_trace(go.Scatter(x=xs, y=ys, error_y=dict(type="data", array=es),
-                                 mode="lines+markers", name=label))
+                                 line=dict(dash=dash), mode="lines+markers",
+                                 name=f"{scale}, {label}"))
+if fig.data:
     fig.update_xaxes(title_text="N descriptions per type", type="log", tickvals=[1, 2, 4, 8])
     fig.update_yaxes(title_text="HM (%), mean ± std over splits")
-    fig.update_layout(height=380, width=700, title="MSTA + L_CC over N (base-to-novel, frames)")
+    fig.update_layout(height=400, width=760, title="MSTA + L_CC over N (base-to-novel, frames)")
     display(fig)
 
 # %% [markdown]

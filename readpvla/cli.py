@@ -216,9 +216,11 @@ def _transfer_recognition(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _retable(args: argparse.Namespace, rest: list[str]) -> int:
-    """``readpvla retable TABLE.json [--delta ROW] [--column HEADER] [--no-marks] [--out DIR]``:
-    a stored table made again from its own stored runs (nothing retrained) with a "Δ vs ROW"
-    column (95% paired bootstrap interval, :func:`readpvla.experiment.retable`)."""
+    """``readpvla retable TABLE.json [--delta ROW] [--column HEADER] [--harmonic X Y]
+    [--no-marks] [--out DIR]``: a stored table made again from its own stored runs (nothing
+    retrained) with a "Δ vs ROW" column (95% paired bootstrap interval,
+    :func:`readpvla.experiment.retable`; ``--harmonic`` for a column that is the harmonic mean
+    of two per-item metrics' means, base-to-novel HM: ``--column HM --harmonic base novel``)."""
     import json
 
     from readpvla import experiment as ex
@@ -231,6 +233,9 @@ def _retable(args: argparse.Namespace, rest: list[str]) -> int:
                                                    "rows; default: keep the stored one)")
     ap.add_argument("--column", metavar="HEADER", default=None,
                     help="the column compared (default the first 'avg' column, else the first)")
+    ap.add_argument("--harmonic", nargs=2, metavar=("X", "Y"), default=None,
+                    help="the column is the harmonic mean of the item means of per-item "
+                         "metrics X and Y (base-to-novel HM: --harmonic base novel)")
     ap.add_argument("--no-marks", action="store_true", help="drop the ‡ significance marks")
     ap.add_argument("--out", default=None, help="write there instead of beside the input")
     ap.add_argument("--n-boot", type=positive_int, default=2000)
@@ -248,11 +253,17 @@ def _retable(args: argparse.Namespace, rest: list[str]) -> int:
     out = Path(a.out) if a.out is not None else src.parent
     ex.check_writable(out)
     delta = None
+    if a.harmonic is not None and a.delta is None:
+        ap.error("--harmonic needs --delta ROW")
     if a.delta is not None:
         keys = [r["row"] for r in payload["rows"].values()]
         if a.delta not in keys:
             ap.error(f"--delta {a.delta!r} is not a row of the table; rows: {keys}")
-        delta = ex.Delta(a.delta, a.column, n_boot=a.n_boot)
+        try:
+            delta = ex.Delta(a.delta, a.column, n_boot=a.n_boot,
+                             harmonic=tuple(a.harmonic) if a.harmonic else None)
+        except ValueError as e:
+            ap.error(str(e))
     try:
         new, md = ex.retable(payload, md_path.read_text(encoding="utf-8"), delta=delta,
                              marks=not a.no_marks)

@@ -1,5 +1,5 @@
 """In a real browser: notebooks 02 and 03 in JupyterLab and in Notebook 7, the plan explorer's
-controls, and the HTML report (issue 16).
+controls, notebook 09's figures, and the HTML report (issue 16).
 
 What a new user does: open the notebook in JupyterLab, Run All, move the explorer's controls,
 save, reload. Headless Chromium drives a JupyterLab server started here (127.0.0.1, a token, a temp
@@ -216,10 +216,11 @@ class Server:
 
 @pytest.fixture(scope="module")
 def workdir(browser_ready, tmp_path_factory):
-    """A temp copy of notebooks 02 and 03 (and 03 again for Notebook 7), with the data beside."""
+    """A temp copy of notebooks 02, 03 and 09 (and 03 again for Notebook 7), with the data
+    beside."""
     root = tmp_path_factory.mktemp("jupyter") / "root"
     (root / "notebooks").mkdir(parents=True)
-    for name in ("02_partial_ot.ipynb", "03_pvla_loss.ipynb"):
+    for name in ("02_partial_ot.ipynb", "03_pvla_loss.ipynb", "09_msta.ipynb"):
         shutil.copy(NOTEBOOKS / name, root / "notebooks" / name)
     shutil.copy(NOTEBOOKS / "03_pvla_loss.ipynb", root / "notebooks" / "03_pvla_loss_nb7.ipynb")
     (root / "data_samples").symlink_to(REPO / "data_samples")  # the notebooks read ../data_samples
@@ -324,7 +325,8 @@ def _expected_figures(path: Path) -> int:
 
 
 def _check_outputs(driver, steps: Steps, name: str, n_figures: int) -> None:
-    """No error output, no widget error, and every plotly figure drawn (scrolled into view)."""
+    """No error output, no widget error, and every plotly figure drawn (scrolled into view) with
+    something in it (a trace or, for a diagram, a shape)."""
     errors = _js(driver, "return [...panel.querySelectorAll("
                          "'[data-mime-type=\"application/vnd.jupyter.error\"]')].map(e => e.textContent)")
     assert not errors, f"{name}: error outputs {errors}"
@@ -340,7 +342,8 @@ def _check_outputs(driver, steps: Steps, name: str, n_figures: int) -> None:
                           "g.scrollIntoView({block: 'center'});"
                           "const r = g.getBoundingClientRect();"
                           "return {w: r.width, h: r.height, svg: g.querySelectorAll('.main-svg').length,"
-                          " traces: (g._fullData || []).length};", i)
+                          " traces: (g._fullData || []).length"
+                          "         + ((g._fullLayout || {}).shapes || []).length};", i)
         assert fig["w"] > 200 and fig["h"] > 200 and fig["svg"] and fig["traces"], (name, i, fig)
 
 
@@ -356,6 +359,42 @@ def _check_02_figures(driver) -> None:
     assert len(clouds) == 2 and clouds[0] == clouds[1], clouds
     ticks = [t for f in figs for t in f["log_ticks"]]
     assert ticks and not [t for t in ticks if re.search(r"[μnmk]$", t)], ticks
+
+
+FIGURE_BOXES = """
+const out = [];
+for (const g of panel.querySelectorAll('.js-plotly-plot')) {
+  g.scrollIntoView({block: 'center'});
+  const area = g.closest('.jp-OutputArea-output').getBoundingClientRect();
+  const svg = g.querySelector('.main-svg').getBoundingClientRect();
+  const title = g.querySelector('.gtitle');
+  const t = title ? title.getBoundingClientRect() : null;
+  const texts = [...g.querySelectorAll('.textpoint text, .annotation-text, .g-xtitle text,'
+                                       + ' .g-ytitle text, .legendtext')]
+      .map(e => e.getBoundingClientRect()).filter(r => r.width > 0);
+  out.push({title: title ? title.textContent : '', area_right: area.right,
+            svg: [svg.left, svg.top, svg.right, svg.bottom],
+            title_box: t ? [t.left, t.top, t.right, t.bottom] : null,
+            texts_out: texts.filter(r => r.left < svg.left - 1 || r.right > svg.right + 1
+                                         || r.top < svg.top - 1 || r.bottom > svg.bottom + 1).length,
+            subplot_titles: [...g.querySelectorAll('.annotation-text')].map(e => e.textContent)});
+}
+return out;
+"""
+
+
+def _check_figures_fit(driver, name: str) -> list[dict]:
+    """Every plotly figure fits its output area (no sideways scroll inside the notebook), and
+    its title, axis titles, legend entries, marker labels and annotations lie inside the figure
+    (nothing cut off at an edge)."""
+    figs = _js(driver, FIGURE_BOXES)
+    for i, f in enumerate(figs):
+        assert f["svg"][2] <= f["area_right"] + 1, (name, i, "wider than the output area", f)
+        if f["title_box"]:
+            (tl, tt, tr, _), (sl, st, sr, _) = f["title_box"], f["svg"]
+            assert sl <= tl and tr <= sr and st <= tt, (name, i, "title cut off", f)
+        assert f["texts_out"] == 0, (name, i, "text outside the figure", f)
+    return figs
 
 
 def _severe(entries: list[dict], known: tuple[str, ...] = ()) -> list[str]:
@@ -514,6 +553,32 @@ def test_notebooks_02_03_run_all_and_the_explorer_in_jupyterlab(lab, driver, ste
         assert not _severe(steps.logs()), _severe(steps.console)
         lab.shutdown_kernels()
         print(f"Run All in JupyterLab: {timings}")
+
+
+def test_notebook_09_run_all_and_its_figures_in_jupyterlab(lab, driver, steps):
+    """Notebook 09 (MSTA) as a user runs it: Run All, no error, every figure drawn and inside
+    its output area, the shipped tables' figures with one panel per shipped backbone."""
+    from readpvla.tasks import recognition as rec
+
+    name = "09_msta"
+    with steps.recording("notebook09"):
+        _open(driver, lab, f"lab/tree/notebooks/{name}.ipynb")
+        time.sleep(3)
+        assert not _dirty(driver), f"{name}: opening the notebook marked it modified"
+        seconds = _run_all(driver, steps, name)
+        _check_outputs(driver, steps, name, _expected_figures(NOTEBOOKS / f"{name}.ipynb"))
+        figs = _check_figures_fit(driver, name)
+        shipped = set(rec.shipped_tables())
+        b2n = [t for t in rec.TEMPORAL if f"recognition_base2novel_{t}_K16" in shipped]
+        trade = [f for f in figs if f["title"].startswith("Base-to-novel recognition")]
+        assert len(trade) == (1 if b2n else 0), [f["title"] for f in figs]
+        if trade:  # one panel per shipped backbone, each titled
+            assert [f"{t} backbone" for t in b2n] == [
+                a for a in trade[0]["subplot_titles"] if a.endswith("backbone")], trade[0]
+        steps.shot(f"{name}_figures")
+        assert not _severe(steps.logs()), _severe(steps.console)
+        lab.shutdown_kernels()
+        print(f"Run All of notebook 09 in JupyterLab: {seconds:.1f} s, {len(figs)} figures")
 
 
 def test_notebook_03_and_its_explorer_in_notebook7(notebook7, driver, steps):

@@ -241,3 +241,95 @@ def test_interval_vs_seeds_without_seed_noise_the_items_set_the_width():
     assert one.seed_part is None and one.seeds_for(1.0) is None and one.rows[0]["projected"] is None
     with pytest.raises(ValueError, match="subsets must be a positive int"):
         ex.interval_vs_seeds(recs, "new", "ref", "m", subsets=0, file=None)
+
+
+# -- harmonic means (base-to-novel HM) ------------------------------------------------------------
+def hm_records(p_new=(0.6, 0.4), p_ref=(0.5, 0.4), *, n_items: int = 60, seeds=(0, 1, 2),
+               rng_seed: int = 0) -> list[dict]:
+    """Hit records (0 / 100 per video) of two rows on a base and a novel item set per split;
+    a video's chance of a hit is the row's (base, novel) probability plus a difficulty shared by
+    both rows."""
+    rng = np.random.default_rng(rng_seed)
+    out = []
+    for p in SPLITS:
+        diff = {part: rng.normal(0, 0.15, n_items) for part in ("base", "novel")}
+        for s in seeds:
+            for row, probs in (("new", p_new), ("ref", p_ref)):
+                per = {part: (100.0 * (rng.random(n_items) < np.clip(q + diff[part], 0, 1)))
+                       .tolist() for part, q in zip(("base", "novel"), probs, strict=True)}
+                b, n = np.mean(per["base"]), np.mean(per["novel"])
+                out.append({"row": row, "split": p, "seed": s, "per_item": per,
+                            "test": {"base": b, "novel": n,
+                                     "HM": 2 * b * n / (b + n) if b + n else 0.0},
+                            "params": "0.01 (1.00%)", "trainable": 1, "total": 100})
+    return out
+
+
+def test_hm_interval_diff_is_the_tables_hm_difference_and_the_interval_holds_it():
+    recs = hm_records()
+    iv = ex.compare_rows_hm(recs, "new", "ref", ("base", "novel"))
+    table = {row: np.mean([np.mean([r["test"]["HM"] for r in recs
+                                    if r["row"] == row and r["seed"] == s]) for s in (0, 1, 2)])
+             for row in ("new", "ref")}
+    assert iv.diff == pytest.approx(table["new"] - table["ref"])
+    assert iv.lo < iv.diff < iv.hi and iv.n_items == (120,) * 3
+    # HM is not the mean of per-item scores: the per-item bootstrap of "base" alone differs
+    assert iv.diff != pytest.approx(ex.compare_rows(recs, "new", "ref", "base").diff)
+    # identical rows: exactly 0, and both accuracies 0 gives HM 0, not NaN
+    same = [dict(r, row="copy") for r in recs if r["row"] == "ref"]
+    zero = ex.compare_rows_hm(recs + same, "copy", "ref", ("base", "novel"))
+    assert (zero.diff, zero.lo, zero.hi) == (0.0, 0.0, 0.0)
+    zeros = [dict(r, row="none", per_item={"base": [0.0] * 60, "novel": [0.0] * 60})
+             for r in recs if r["row"] == "ref"]
+    iv0 = ex.compare_rows_hm(recs + zeros, "none", "ref", ("base", "novel"))
+    assert np.isfinite([iv0.diff, iv0.lo, iv0.hi]).all() and iv0.hi < 0
+    from readpvla.experiment.intervals import harmonic_mean
+
+    assert harmonic_mean(np.array([0.0, 50.0]), np.array([0.0, 25.0])).tolist() == \
+        pytest.approx([0.0, 100 / 3])
+
+
+def test_hm_interval_coverage_over_repeated_experiments():
+    """True HM difference of (0.6, 0.4) vs (0.5, 0.4) is 48 - 44.44 = 3.56 points (up to the
+    shared difficulty's clipping, small at these rates); the 95% interval covers the mean of
+    the observed differences over 80 experiments at least ~88% of the time."""
+    ivs = [ex.compare_rows_hm(hm_records(rng_seed=50 + r), "new", "ref", ("base", "novel"),
+                              n_boot=400, seed=r) for r in range(80)]
+    truth = float(np.mean([iv.diff for iv in ivs]))
+    assert truth == pytest.approx(2 * 60 * 40 / 100 - 2 * 50 * 40 / 90, abs=1.0)
+    assert sum(iv.lo <= truth <= iv.hi for iv in ivs) >= 70
+
+
+def test_hm_errors_and_the_table_option(tmp_path):
+    recs = hm_records(seeds=(0, 1))
+    with pytest.raises(ValueError, match="parts must be two different"):
+        ex.compare_rows_hm(recs, "new", "ref", ("base", "base"))
+    with pytest.raises(ex.NoItemScores, match="no per-item scores for 'top1'"):
+        ex.compare_rows_hm(recs, "new", "ref", ("base", "top1"))
+    short = [dict(r, per_item={**r["per_item"], "novel": r["per_item"]["novel"][:-1]})
+             if r["row"] == "new" else r for r in recs]
+    with pytest.raises(ValueError, match="score different numbers of items"):
+        ex.compare_rows_hm(short, "new", "ref", ("base", "novel"))
+    with pytest.raises(ValueError, match="harmonic must be two different per-item metric names"):
+        ex.Delta("ref", "HM", harmonic=("base",))
+    spec = ex.TableSpec("HM", (("New", "new"), ("Ref", "ref")),
+                        (ex.Column("Base", "avg", "base"), ex.Column("HM", "avg", "HM")),
+                        splits=SPLITS, delta=ex.Delta("ref", "HM", harmonic=["base", "novel"]))
+    assert spec.delta.harmonic == ("base", "novel")
+    summary = ex.summarize(recs, spec, [0, 1])
+    d = summary["New"]["delta"]
+    assert d == {"column": "HM", "metric": "HM",
+                 **ex.compare_rows_hm(recs, "new", "ref", ("base", "novel"), SPLITS,
+                                      [0, 1]).as_dict()}
+    md = ex.format_table(summary, spec)
+    assert "harmonic mean of the base and the novel items' means" in md
+    payload = ex.table_payload(spec, summary, recs, [0, 1], task="fake")
+    ex.write_table(tmp_path, "t", payload, md)
+    saved = json.loads((tmp_path / "t.json").read_text())
+    assert saved["delta"]["harmonic"] == ["base", "novel"]
+    assert ex.spec_of(saved) == spec
+    ex.verify_table(saved, md)
+    # a table without the option stores no "harmonic" key (older tables read the same)
+    plain = ex.TableSpec(**{**spec.__dict__, "delta": ex.Delta("ref", "Base")})
+    p2 = ex.table_payload(plain, ex.summarize(recs, plain, [0, 1]), recs, [0, 1], task="fake")
+    assert "harmonic" not in p2["delta"]

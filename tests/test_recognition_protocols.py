@@ -296,7 +296,7 @@ def test_few_shot_table_over_k_from_fake_records():
 
 def test_tables_show_each_row_against_msta_with_a_bootstrap_interval():
     """The Δ column: MSTA + L_CC is the main tables' reference (an ablation's: its first row);
-    base-to-novel compares the Novel column (per-video hits), the others Avg. (top-1)."""
+    base-to-novel compares HM (resampling base and novel videos), the others Avg. (top-1)."""
     assert rec.table_reference(["Zero-shot", "LoRA", "MSTA + L_CC"]) == "MSTA + L_CC"
     assert rec.table_reference(["Zero-shot", "LoRA"]) is None
     assert rec.table_reference(list(rec.ABLATIONS["msta-branches"]), "msta-branches") == "MSTA"
@@ -306,8 +306,8 @@ def test_tables_show_each_row_against_msta_with_a_bootstrap_interval():
         for s in seeds:
             base = [100.0] * 6 + [0.0] * 2 if row == "LoRA" else [100.0] * 2 + [0.0] * 6
             novel = [100.0] * 3 + [0.0] * 5 if row == "LoRA" else [100.0] * 4 + [0.0] * 4
-            rec_ = _fake(row, "flat", s, {"base": 25.0 + 50 * (row == "LoRA"),
-                                          "novel": 37.5 + 12.5 * (row != "LoRA"), "HM": 40.0,
+            b, n = 25.0 + 50 * (row == "LoRA"), 37.5 + 12.5 * (row != "LoRA")
+            rec_ = _fake(row, "flat", s, {"base": b, "novel": n, "HM": 2 * b * n / (b + n),
                                           "order_pairs": 50.0, "order_pairs_base": 50.0,
                                           "order_pairs_novel": 50.0})
             rec_["per_item"] = {"base": base, "novel": novel}
@@ -316,8 +316,12 @@ def test_tables_show_each_row_against_msta_with_a_bootstrap_interval():
                           reference="MSTA + L_CC")
     summary = ex.summarize(records, spec, seeds)
     delta = summary["LoRA"]["delta"]
-    assert delta["column"] == "Novel" and delta["diff"] == pytest.approx(-12.5)
-    assert delta["lo"] <= -12.5 <= delta["hi"]
+    # HM: LoRA 2 * 75 * 37.5 / 112.5 = 50, MSTA + L_CC 2 * 25 * 50 / 75 = 33.33
+    assert delta["column"] == "HM" and delta["diff"] == pytest.approx(50 - 100 / 3, abs=1e-4)
+    assert delta["diff"] == pytest.approx(summary["LoRA"]["cells"]["HM"]["mean"]
+                                          - summary["MSTA + L_CC"]["cells"]["HM"]["mean"], abs=0.01)
+    assert delta["lo"] <= delta["diff"] <= delta["hi"] and delta["lo"] < delta["hi"]
+    assert delta["n_items"] == [16]  # 8 base + 8 novel videos
     md = ex.format_table(summary, spec)
     assert "Δ vs MSTA + L_CC" in md.splitlines()[2]
     with pytest.raises(ValueError, match="reference 'MSTA' is not a row"):

@@ -8,8 +8,9 @@
   ``Δ vs reference [lo, hi]`` with :class:`Delta`), :func:`format_table` (Markdown),
   :func:`write_table` (JSON + Markdown, atomic).
 - :mod:`.intervals`: :func:`paired_bootstrap` / :func:`compare_rows` (the difference of two rows
-  with a paired bootstrap interval over test items and seeds), :func:`interval_vs_seeds` ("how
-  many seeds do I need?").
+  with a paired bootstrap interval over test items and seeds), :func:`paired_bootstrap_hm` /
+  :func:`compare_rows_hm` (the same for a harmonic mean of two item means, base-to-novel HM),
+  :func:`interval_vs_seeds` ("how many seeds do I need?").
 - :mod:`.rates`: :func:`load_lrs`, the chosen learning rates a task's protocol wrote.
 
 A task (``readpvla.tasks.<task>``) brings only what is its own: ``run(job) -> record`` and its
@@ -32,9 +33,11 @@ from .intervals import (
     NoItemScores,
     SeedCurve,
     compare_rows,
+    compare_rows_hm,
     interval_vs_seeds,
     item_scores,
     paired_bootstrap,
+    paired_bootstrap_hm,
 )
 from .rates import load_lrs
 from .tables import (
@@ -70,6 +73,7 @@ __all__ = [
     "check_grid",
     "check_writable",
     "compare_rows",
+    "compare_rows_hm",
     "compare_runs",
     "deltas",
     "format_table",
@@ -78,6 +82,7 @@ __all__ = [
     "make_executor",
     "mean_std",
     "paired_bootstrap",
+    "paired_bootstrap_hm",
     "run_grid",
     "run_job",
     "load_lrs", "note_of", "retable", "significance",

@@ -30,6 +30,13 @@ shown. Resampling both crossed factors independently is mildly conservative (Owe
 few seeds the seed part is underestimated by the factor :math:`(|S|-1)/|S|` in variance, as any
 bootstrap of a mean of :math:`|S|` values.
 
+**Harmonic means.** A base-to-novel table's HM is not a mean over test items but, per split
+and seed, :math:`H = 2BN / (B + N)` of two item means (base accuracy :math:`B` over the base
+classes' videos, novel accuracy :math:`N` over the novel classes'). :func:`paired_bootstrap_hm`
+resamples both item sets (each within its split, the same resample for both rows and every seed)
+and the seeds as above, and recomputes :math:`\frac{1}{|S|}\sum_s \frac{1}{|P|}\sum_p
+(H^A_{p,s} - H^B_{p,s})` from the resampled means; :math:`H = 0` where :math:`B + N = 0`.
+
 References:
     1. B. Efron and R. J. Tibshirani, *An Introduction to the Bootstrap*, Chapman & Hall, 1993
        (ch. 13: confidence intervals from bootstrap percentiles).
@@ -48,8 +55,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-__all__ = ["Interval", "NoItemScores", "SeedCurve", "compare_rows", "interval_vs_seeds",
-           "item_scores", "paired_bootstrap"]
+__all__ = ["Interval", "NoItemScores", "SeedCurve", "compare_rows", "compare_rows_hm",
+           "harmonic_mean", "interval_vs_seeds", "item_scores", "paired_bootstrap",
+           "paired_bootstrap_hm"]
 
 Scores = Mapping[tuple[str, int], Sequence[float] | np.ndarray]
 
@@ -195,6 +203,81 @@ def paired_bootstrap(a: Scores, b: Scores, *, n_boot: int = 2000, level: float =
                     splits=tuple(splits), seeds=tuple(seeds), seed=seed)
 
 
+def harmonic_mean(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Elementwise ``2xy / (x + y)``, 0 where ``x + y == 0`` (both accuracies 0)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    total = x + y
+    return np.where(total > 0, 2 * x * y / np.where(total > 0, total, 1.0), 0.0)
+
+
+def _stacked(scores: Scores, splits: list[str], seeds: list[int], what: str
+             ) -> dict[str, np.ndarray]:
+    """Per split the ``[S, n_p]`` scores of one row's part (same item count for every seed)."""
+    out = {}
+    for p in splits:
+        rows = [np.asarray(scores[(p, s)], dtype=np.float64) for s in seeds]
+        if any(r.ndim != 1 or len(r) != len(rows[0]) for r in rows):
+            raise ValueError(f"{what}, split {p!r}: every seed must score the same number of "
+                             f"items, got {[list(r.shape) for r in rows]}")
+        out[p] = np.stack(rows)
+    return out
+
+
+def paired_bootstrap_hm(a: tuple[Scores, Scores], b: tuple[Scores, Scores], *,
+                        n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
+    """Percentile interval of the difference of harmonic means ``H(a) - H(b)``, where per split
+    and seed :math:`H = 2XY / (X + Y)` of the item means of two parts (base-to-novel: the base
+    and the novel videos), by a paired bootstrap over each part's items and the seeds (module
+    docstring, "Harmonic means").
+
+    Args:
+        a, b: per row ``(first part, second part)``, each ``{(split, seed): per-item scores}``
+            as for :func:`paired_bootstrap`: the same keys everywhere, and per part and split the
+            same items for both rows.
+        n_boot, level, seed: as :func:`paired_bootstrap`.
+
+    Returns:
+        An :class:`Interval`; ``n_items`` holds, per split, the first part's item count plus
+        the second's.
+
+    Raises:
+        ValueError: as :func:`paired_bootstrap`, for either part.
+    """
+    _check_level(level, n_boot)
+    if len(a) != 2 or len(b) != 2:
+        raise ValueError("a and b must each be a (first part, second part) pair of scores")
+    if set(a[0]) != set(a[1]):
+        raise ValueError("the two parts have different (split, seed) runs")
+    splits, seeds, _ = _layout(a[0], b[0])  # checks keys, grid, counts, finiteness per part
+    _layout(a[1], b[1])
+    parts = [(_stacked(a[i], splits, seeds, f"part {i}"), _stacked(b[i], splits, seeds,
+                                                                   f"part {i}"))
+             for i in range(2)]
+    n_seeds = len(seeds)
+    rng = np.random.default_rng(seed)
+    seed_w = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot) / n_seeds
+    total = np.zeros(n_boot)
+    observed = 0.0
+    for p in splits:
+        means_boot, means_obs = [], []
+        for xa, xb in ((parts[0][0][p], parts[0][1][p]), (parts[1][0][p], parts[1][1][p])):
+            n = xa.shape[1]
+            w = rng.multinomial(n, np.full(n, 1 / n), size=n_boot) / n  # (B, n)
+            means_boot.append((w @ xa.T, w @ xb.T))  # (B, S) per row
+            means_obs.append((xa.mean(axis=1), xb.mean(axis=1)))  # (S,) per row
+        (xa_b, xb_b), (ya_b, yb_b) = means_boot
+        d = harmonic_mean(xa_b, ya_b) - harmonic_mean(xb_b, yb_b)  # (B, S)
+        total += (d * seed_w).sum(axis=1)
+        (xa_o, xb_o), (ya_o, yb_o) = means_obs
+        observed += float((harmonic_mean(xa_o, ya_o) - harmonic_mean(xb_o, yb_o)).mean())
+    total /= len(splits)
+    lo, hi = np.quantile(total, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(diff=observed / len(splits), lo=float(lo), hi=float(hi), level=level,
+                    n_boot=n_boot, n_items=tuple(parts[0][0][p].shape[1] + parts[1][0][p].shape[1]
+                                                 for p in splits),
+                    splits=tuple(splits), seeds=tuple(seeds), seed=seed)
+
+
 def item_scores(records: Sequence[dict[str, Any]], row: str, metric: str,
                 splits: Sequence[str] | None = None, seeds: Sequence[int] | None = None
                 ) -> dict[tuple[str, int], np.ndarray]:
@@ -297,6 +380,22 @@ def compare_rows(records: Sequence[dict[str, Any]], row: str, reference: str, me
     b = item_scores(records, reference, metric, splits, seeds)
     _item_ids(records, (row, reference), splits, seeds)
     return paired_bootstrap(a, b, n_boot=n_boot, level=level, seed=seed)
+
+
+def compare_rows_hm(records: Sequence[dict[str, Any]], row: str, reference: str,
+                    parts: tuple[str, str], splits: Sequence[str] | None = None,
+                    seeds: Sequence[int] | None = None, *, n_boot: int = 2000,
+                    level: float = 0.95, seed: int = 0) -> Interval:
+    """:func:`paired_bootstrap_hm` of ``row`` minus ``reference`` from run records: the
+    harmonic mean of the item means of the per-item metrics ``parts`` (recognition's
+    base-to-novel HM: ``("base", "novel")``). Arguments and errors as :func:`compare_rows`."""
+    if len(parts) != 2 or parts[0] == parts[1]:
+        raise ValueError(f"parts must be two different per-item metrics, got {parts!r}")
+    splits, seeds = _common_grid(records, row, reference, splits, seeds)
+    _item_ids(records, (row, reference), splits, seeds)
+    a = tuple(item_scores(records, row, m, splits, seeds) for m in parts)
+    b = tuple(item_scores(records, reference, m, splits, seeds) for m in parts)
+    return paired_bootstrap_hm(a, b, n_boot=n_boot, level=level, seed=seed)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ item order in every run of a split); a column without them gets no mark, never a
 Intervals (``TableSpec(delta=Delta("Adapter"))``): a column ``Δ vs Adapter`` with, per row, the
 row's difference to the reference row on one column and its 95% paired bootstrap interval over
 test items and seeds (:mod:`readpvla.experiment.intervals`), e.g. ``+1.23 [-0.40, +2.91]``. It
-too needs ``per_item`` scores; a row without them shows ``n/a`` and the note says why.
+too needs ``per_item`` scores; a row without them shows ``n/a`` and the note says why. A column
+that is a harmonic mean of two item means (base-to-novel HM) gets its interval from
+``Delta(..., harmonic=(first, second))``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class Delta:
         n_boot: bootstrap replicates.
         level: the interval's nominal coverage.
         seed: the bootstrap's seed (the same seed gives the same intervals).
+        harmonic: None (the column is a mean over test items of its metric), or two per-item
+            metrics whose item means the column's number is the harmonic mean of, per split
+            and seed (base-to-novel HM: ``("base", "novel")``); the interval then comes from
+            :func:`readpvla.experiment.intervals.compare_rows_hm`.
     """
 
     reference: str
@@ -66,6 +72,15 @@ class Delta:
     n_boot: int = 2000
     level: float = 0.95
     seed: int = 0
+    harmonic: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.harmonic is not None:
+            h = tuple(self.harmonic)
+            if len(h) != 2 or not all(isinstance(m, str) and m for m in h) or h[0] == h[1]:
+                raise ValueError(f"harmonic must be two different per-item metric names, got "
+                                 f"{self.harmonic!r}")
+            object.__setattr__(self, "harmonic", h)  # a JSON list comes back as a tuple
 
 
 @dataclass(frozen=True)
@@ -190,8 +205,10 @@ def deltas(records: Sequence[dict[str, Any]], spec: TableSpec, seeds: Sequence[i
     :func:`readpvla.experiment.intervals.compare_rows` of the row minus the reference on
     :meth:`TableSpec.delta_column` (its split, or every split of the table for ``avg``) over
     ``seeds``, as :meth:`Interval.as_dict`; None for a row whose (or whose reference's) records
-    have no ``per_item`` scores for the metric."""
-    from .intervals import NoItemScores, compare_rows
+    have no ``per_item`` scores for the metric. With ``spec.delta.harmonic`` the difference is
+    of the harmonic mean of those two per-item metrics' item means
+    (:func:`readpvla.experiment.intervals.compare_rows_hm`)."""
+    from .intervals import NoItemScores, compare_rows, compare_rows_hm
 
     col = spec.delta_column()
     if col is None:
@@ -207,8 +224,12 @@ def deltas(records: Sequence[dict[str, Any]], spec: TableSpec, seeds: Sequence[i
         if row == d.reference:
             continue
         try:
-            iv = compare_rows(records, row, d.reference, col.metric, splits, seeds,
-                              n_boot=d.n_boot, level=d.level, seed=d.seed)
+            if d.harmonic is not None:
+                iv = compare_rows_hm(records, row, d.reference, d.harmonic, splits, seeds,
+                                     n_boot=d.n_boot, level=d.level, seed=d.seed)
+            else:
+                iv = compare_rows(records, row, d.reference, col.metric, splits, seeds,
+                                  n_boot=d.n_boot, level=d.level, seed=d.seed)
         except NoItemScores:
             out[row] = None
             continue
@@ -278,10 +299,20 @@ def _delta_note(summary: dict[str, Any], spec: TableSpec, ref: str) -> str:
         return (f"Δ vs {ref}: n/a, the run records have no per-item scores for {col.metric}, so "
                 "no interval can be computed.")
     seeds = have[0]["seeds"]
-    text = (f"Δ vs {ref}: the row minus {ref} in {col.metric} ({col.header} column), with a "
-            f"{d.level:.0%} paired bootstrap percentile interval (Efron & Tibshirani 1993): "
-            f"{d.n_boot} resamples of the test items within each split and of the "
-            f"{len(seeds)} seed(s), the same resample for both rows (bootstrap seed {d.seed}).")
+    if d.harmonic is not None:
+        x, y = d.harmonic
+        text = (f"Δ vs {ref}: the row minus {ref} in {col.metric} ({col.header} column, per "
+                f"split and seed the harmonic mean of the {x} and the {y} items' means), with a "
+                f"{d.level:.0%} paired bootstrap percentile interval (Efron & Tibshirani 1993): "
+                f"{d.n_boot} resamples of the {x} and of the {y} test items within each split "
+                f"and of the {len(seeds)} seed(s), the harmonic mean recomputed from each "
+                f"resample, the same resample for both rows (bootstrap seed {d.seed}).")
+    else:
+        text = (f"Δ vs {ref}: the row minus {ref} in {col.metric} ({col.header} column), with a "
+                f"{d.level:.0%} paired bootstrap percentile interval (Efron & Tibshirani 1993): "
+                f"{d.n_boot} resamples of the test items within each split and of the "
+                f"{len(seeds)} seed(s), the same resample for both rows (bootstrap seed "
+                f"{d.seed}).")
     if len(seeds) == 1:
         text += " With one seed the interval shows test-item noise only, not seed noise."
     if len(have) < len(shown):
@@ -332,7 +363,18 @@ def table_payload(spec: TableSpec, summary: dict[str, Any], records: Sequence[di
             "seeds": [int(s) for s in seeds],
             "reference": spec.reference, "significance_test": SIGNIFICANCE_TEST,
             "alpha": spec.alpha, "rows": summary, "runs": list(records), "note": spec.note,
-            **({"delta": asdict(spec.delta)} if spec.delta is not None else {})}
+            **({"delta": _delta_dict(spec.delta)} if spec.delta is not None else {})}
+
+
+def _delta_dict(d: Delta) -> dict[str, Any]:
+    """``asdict`` without ``harmonic`` where it is None (tables stored before it existed read
+    the same)."""
+    out = asdict(d)
+    if out["harmonic"] is None:
+        del out["harmonic"]
+    else:
+        out["harmonic"] = list(out["harmonic"])
+    return out
 
 
 def spec_of(payload: dict[str, Any]) -> TableSpec:

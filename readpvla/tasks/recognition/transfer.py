@@ -257,9 +257,9 @@ def table_spec(title: str, rows: Sequence[str], domains: Sequence[str], note: st
 
     ``reference`` (a row) adds the column "Δ vs reference": each row's difference with a 95%
     paired-bootstrap interval over test videos x seeds (:class:`readpvla.experiment.Delta`), on
-    "Avg." (top-1), or for base-to-novel on "Novel" (**(choice)** HM is not a mean over videos,
-    so it has no per-video scores to resample; the novel classes are what L_CC is meant to
-    protect).
+    "Avg." (top-1), or for base-to-novel on "HM": HM is not a mean over videos, so the
+    bootstrap resamples the base and the novel videos and recomputes each split's HM from the
+    resampled accuracies (:func:`readpvla.experiment.compare_rows_hm`).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -276,7 +276,8 @@ def table_spec(title: str, rows: Sequence[str], domains: Sequence[str], note: st
     if reference is not None:
         if reference not in rows:
             raise ValueError(f"reference {reference!r} is not a row of the table: {list(rows)}")
-        delta = ex.Delta(reference, "Novel" if protocol == "base2novel" else "Avg.")
+        delta = (ex.Delta(reference, "HM", harmonic=("base", "novel")) if protocol == "base2novel"
+                 else ex.Delta(reference, "Avg."))
     return ex.TableSpec(title=title, rows=tuple((r, r) for r in rows), columns=tuple(cols),
                         splits=tuple(domains), note=note, extra_metrics=extra, delta=delta)
 
