@@ -173,6 +173,12 @@ def _eval_retrieval(args: argparse.Namespace, rest: list[str]) -> int:
     return retrieval_main(rest)
 
 
+def _tune_tlg(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.tasks.tlg import tune_main
+
+    return tune_main(rest)
+
+
 def _pretrain_tlg(args: argparse.Namespace, rest: list[str]) -> int:
     from readpvla.tasks.tlg import pretrain_main
 
@@ -283,6 +289,8 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
                        _eval_retrieval),
     "pretrain-tlg": ("pretrain a TLG backbone on the synthetic source split", _pretrain_tlg),
     "transfer-tlg": ("low-resource TLG transfer, all methods (Table 1) and ablations", _transfer_tlg),
+    "tune-tlg": ("TLG equal-effort tuning (size x lr on validation), Pareto points, Table 1",
+                 _tune_tlg),
     "pretrain-vls": ("pretrain VG-BART / VG-T5 on the synthetic How2 source split", _pretrain_vls),
     "transfer-vls": ("low-resource VLS transfer, all methods (Tables 4/5)", _transfer_vls),
     "pretrain-videoclip": ("pretrain the offline video CLIP on the rendered source split",

@@ -12,6 +12,8 @@
   :func:`compare_rows_hm` (the same for a harmonic mean of two item means, base-to-novel HM),
   :func:`interval_vs_seeds` ("how many seeds do I need?").
 - :mod:`.rates`: :func:`load_lrs`, the chosen learning rates a task's protocol wrote.
+- :mod:`.tuning`: the equal-effort protocol (the same number of tuning runs for every row over
+  size x learning rate, chosen on validation) and the accuracy-vs-parameters Pareto frontier.
 
 A task (``readpvla.tasks.<task>``) brings only what is its own: ``run(job) -> record`` and its
 rows, settings and table specs.
@@ -55,6 +57,7 @@ from .tables import (
     summarize,
     table_payload,
     verify_table,
+    write_json,
     write_table,
 )
 
@@ -90,5 +93,6 @@ __all__ = [
     "summarize",
     "table_payload", "verify_table",
     "task_module",
+    "write_json",
     "write_table",
 ]

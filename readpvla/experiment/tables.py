@@ -35,7 +35,7 @@ import numpy as np
 
 __all__ = ["Column", "Delta", "TableSpec", "compare_runs", "deltas", "format_table", "mean_std",
            "note_of", "retable", "significance", "spec_of", "summarize", "table_payload",
-           "verify_table", "write_table"]
+           "verify_table", "write_json", "write_table"]
 
 AVG = "avg"
 SIGNIFICANCE_TEST = "one-sided Wilcoxon signed-rank over test items (scipy, zero_method='zsplit')"
@@ -464,6 +464,14 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """``obj`` as JSON (:func:`dumps`) at ``path``, atomically (a temp file beside it, then a
+    rename: a crash leaves the old file or the new one, never half of one). Returns the path."""
+    path = Path(path)
+    _atomic_write(path, dumps(obj) + "\n")
+    return path
 
 
 def dumps(obj: Any, level: int = 0) -> str:

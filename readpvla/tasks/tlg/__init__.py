@@ -14,10 +14,12 @@ The parts, as in every task (:mod:`readpvla.tasks`): :mod:`.data` (domains, spli
 :mod:`.loss` (task loss + lambda x alignment), :mod:`.evaluate` (QVHighlights predictions and
 metrics, :class:`Predictor`), :mod:`.pretrain` (backbones, source pretraining), :mod:`.rows`
 (table rows, learning rates, :class:`TransferSettings`), :mod:`.transfer` (one run, the tables),
-:mod:`.cli` (``readpvla pretrain-tlg`` / ``transfer-tlg``).
+:mod:`.tuning` (the equal-effort protocol: size x learning rate chosen on validation, the
+Pareto points, Table 1 at the chosen settings), :mod:`.cli` (``readpvla pretrain-tlg`` /
+``transfer-tlg`` / ``tune-tlg``).
 """
 
-from .cli import pretrain_main, transfer_main
+from .cli import pretrain_main, transfer_main, tune_main
 from .data import (
     DOMAINS,
     batches,
@@ -46,7 +48,17 @@ from .pretrain import (
     pretrain,
 )
 from .probes import BACKBONE_ROW, plan_mass_on_gt, probe_alignment
-from .rows import ABLATIONS, FULL, HPARAMS, QUICK, ROWS, TABLE1_ROWS, TransferSettings, Variant
+from .rows import (
+    ABLATIONS,
+    FULL,
+    HPARAMS,
+    QUICK,
+    ROWS,
+    TABLE1_ROWS,
+    TransferSettings,
+    Variant,
+    sized_label,
+)
 from .transfer import (
     RERUN_TOLERANCE,
     ROW_TOLERANCE,
@@ -60,6 +72,7 @@ from .transfer import (
     shipped_table,
     table_spec,
 )
+from .tuning import candidate_jobs, pareto, tune
 
 __all__ = [
     "ABLATIONS", "BACKBONES", "BACKBONE_ROW", "DOMAINS", "EXTRA_METRICS", "FULL", "PLAIN_METRIC", "TEMPORAL_KINDS", "TEMPORAL_METRIC", "HPARAMS", "LAMBDA", "MASS",
@@ -70,5 +83,5 @@ __all__ = [
     "evaluate", "forward_batch", "jobs", "plan_mass_on_gt", "predict", "pretrain", "pretrain_main",
     "probe_alignment", "run",
     "run_ablations", "run_grid", "run_one", "run_transfer", "shipped_table", "table_spec",
-    "tlg_loss", "transfer_main",
+    "tlg_loss", "transfer_main", "tune_main", "candidate_jobs", "pareto", "sized_label", "tune",
 ]

@@ -1,4 +1,5 @@
-"""The TLG command lines: ``readpvla pretrain-tlg`` and ``readpvla transfer-tlg``."""
+"""The TLG command lines: ``readpvla pretrain-tlg``, ``readpvla transfer-tlg`` and ``readpvla
+tune-tlg``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from .pretrain import BACKBONES, pretrain
 from .rows import ABLATIONS, ROWS, TABLE1_ROWS
 from .transfer import run_ablations, run_transfer
 
-__all__ = ["pretrain_main", "transfer_main"]
+__all__ = ["pretrain_main", "transfer_main", "tune_main"]
 
 
 def pretrain_main(argv: list[str] | None = None) -> int:
@@ -54,7 +55,8 @@ def transfer_main(argv: list[str] | None = None) -> int:
                     description="Low-resource TLG transfer: Table 1 (+ ablations).")
     ap.add_argument("--backbone", choices=sorted(BACKBONES), default="crossmodal")
     ap.add_argument("--methods", nargs="+", default=None, choices=list(ROWS), metavar="METHOD",
-                    help=f"rows (default {', '.join(TABLE1_ROWS)}; any of {', '.join(ROWS)})")
+                    help=f"rows (default {', '.join(TABLE1_ROWS)}; also the ablation rows and "
+                         "the sized rows of the tuning protocol, e.g. 'READ (bottleneck=8)')")
     ap.add_argument("--domains", nargs="+", default=None, choices=list(DOMAINS))
     ap.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1, 2])
     ap.add_argument("--full", action="store_true", help="the fuller budget (quick=False)")
@@ -80,4 +82,45 @@ def transfer_main(argv: list[str] | None = None) -> int:
         run_ablations(a.backbone, **common)
         for t in sorted(ABLATIONS):
             print((out / f"table{t}.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def tune_main(argv: list[str] | None = None) -> int:
+    """``readpvla tune-tlg [--backbone B] [--rows R ...] [--domains D ...] [--seeds S ...]
+    [--tune-only] [--out DIR] [--executor local|ray] [--workers N] [--resume | --overwrite]``:
+    the equal-effort protocol (:mod:`readpvla.tasks.tlg.tuning`), then the test runs of every
+    size (the Pareto points) and Table 1 at the chosen settings."""
+    from .tuning import pareto, tune
+
+    ap = cli.Parser(prog="readpvla tune-tlg",
+                    description="Equal effort per method: size x learning rate chosen on the "
+                                "validation split with the same number of runs for every row, "
+                                "then every size on the test split (Pareto points) and Table 1 "
+                                "at the chosen settings.")
+    ap.add_argument("--backbone", choices=sorted(BACKBONES), default="crossmodal")
+    ap.add_argument("--rows", nargs="+", default=list(TABLE1_ROWS), choices=list(TABLE1_ROWS),
+                    metavar="ROW", help=f"Table 1 rows (default all: {', '.join(TABLE1_ROWS)})")
+    ap.add_argument("--domains", nargs="+", default=None, choices=list(DOMAINS))
+    ap.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1, 2],
+                    help="seeds of the test runs (tuning uses seed 0)")
+    ap.add_argument("--tune-only", action="store_true", help="stop after the selection")
+    ap.add_argument("--out", default="runs/tlg_tuning")
+    ap.add_argument("--data", type=cli.existing_dir,
+                    help="target splits folder (default data_samples/tlg)")
+    ap.add_argument("--checkpoint", type=cli.existing_dir,
+                    help="backbone checkpoint folder (default the shipped one)")
+    cli.add_grid_arguments(ap)
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    cli.check_grid_arguments(a, ap, [out / f"runs_tuning_tlg_{a.backbone}.jsonl"]
+                             + ([] if a.tune_only else [out / f"runs_pareto_tlg_{a.backbone}.jsonl"]))
+    check_writable(out)
+    common = {"data_dir": a.data, "checkpoint": a.checkpoint, "device": a.device,
+              "workers": a.workers, "executor": a.executor, "address": a.address,
+              "resume": a.resume, "verbose": True}
+    sel = tune(a.backbone, a.rows, a.domains, out, **common)
+    print(json.dumps(sel["chosen"], indent=2))
+    if not a.tune_only:
+        pareto(a.backbone, sel, a.seeds, out, **common)
+        print((out / f"table1_tuned_{a.backbone}.md").read_text(encoding="utf-8"))
     return 0

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from readpvla import peft
+from readpvla.experiment import tuning
 
 from .loss import MASS, PVLA_MAX_ITER, PVLA_TOL, TAU
 
 __all__ = ["ABLATIONS", "FULL", "HPARAMS", "QUICK", "ROWS", "TABLE1_ROWS", "TransferSettings",
-           "Variant"]
+           "Variant", "sized_label"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,32 @@ ROWS: dict[str, Variant] = {v.label: v for v in (
 )}
 TABLE1_ROWS = ("Full", "Partial", "Bias", "Proj", "LoRA", "Prompt", "Adapter", "READ",
                "READ-PVLA")
+
+
+def sized_label(label: str, size: int | None) -> str:
+    """The row of Table 1's row ``label`` at ``size`` (the equal-effort protocol's sizes,
+    :mod:`readpvla.experiment.tuning`): ``label`` itself for None or the method's default size
+    (so those runs are Table 1's own), else ``"<label> (<knob>=<size>)"`` (a row of
+    :data:`ROWS`)."""
+    v = ROWS[label]
+    if size is None:
+        return label
+    knob = tuning.SIZE_KNOBS.get(v.method)
+    if knob is None:
+        raise ValueError(f"row {label!r} (method {v.method!r}) has no size knob")
+    if size == getattr(peft.METHODS[v.method](), knob):
+        return label
+    return f"{label} ({knob}={size})"
+
+
+#: Table 1's sized rows at every size of the protocol's grid but the default
+ROWS.update({
+    sized_label(label, size): Variant(sized_label(label, size), ROWS[label].method,
+                                      ROWS[label].peft + tuning.size_overrides(
+                                          ROWS[label].method, size), ROWS[label].align)
+    for label in TABLE1_ROWS if ROWS[label].method in tuning.SIZE_KNOBS
+    for size in tuning.SIZES[ROWS[label].method]
+    if sized_label(label, size) != label})
 #: ablation tables: number -> (title, [(row label shown, variant label)])
 ABLATIONS: dict[int, tuple[str, list[tuple[str, str]]]] = {
     6: ("Table 6: alignment ablation (READ adapter)",

@@ -68,7 +68,8 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
 
     Returns:
         A record: ``row`` (the variant's label), ``method``, ``align``, ``split`` (the domain),
-        ``seed``, ``params`` (the "#params (M) (%)" string), ``trainable``, ``total``, ``test``
+        ``seed``, ``params`` (the "#params (M) (%)" string), ``trainable``, ``total``, ``lr``
+        (the learning rate used: the method's x ``settings.lr_scale``), ``test``
         (metrics dict), ``per_item`` (each test metric per query, in ``item_ids`` order: the
         qids in file order; ``MR-full-mAP`` per query is its AP averaged over the IoU
         thresholds, whose mean is the table number), ``item_ids``, ``val_best`` (best
@@ -103,14 +104,14 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
 
     with warnings.catch_warnings():  # counted in the record instead of one warning per run
         warnings.simplefilter("ignore", ot.ConvergenceWarning)
-        res = fit(model, loss_fn, loader, epochs=settings.epochs,
-                  lr=(lr if lr is not None else hp["lr"]) * settings.lr_scale,
+        lr_used = (lr if lr is not None else hp["lr"]) * settings.lr_scale
+        res = fit(model, loss_fn, loader, epochs=settings.epochs, lr=lr_used,
                   weight_decay=hp["weight_decay"], seed=seed, device=device,
                   eval_fn=eval_fn, monitor="val", patience=settings.patience, progress=False)
     metrics = evaluate(model, test, per_item=True)
     record = {
         "row": v.label, "method": v.method, "align": v.align, "split": domain, "seed": seed,
-        "params": str(count), "trainable": count.trainable, "total": count.total,
+        "params": str(count), "trainable": count.trainable, "total": count.total, "lr": lr_used,
         "test": {k: metrics[k] for k in (TABLE_METRIC, *EXTRA_METRICS, TEMPORAL_METRIC,
                                          PLAIN_METRIC) if k in metrics},
         "per_item": metrics["per_item"], "item_ids": metrics["item_ids"],
@@ -136,7 +137,9 @@ def run(job: ex.Job) -> dict[str, Any]:
     the job's checkpoint (loaded once per process), data, settings and device."""
     if job.checkpoint not in _BACKBONES:
         _BACKBONES[job.checkpoint] = load_backbone(job.checkpoint)
-    rec = run_one(_BACKBONES[job.checkpoint], job.row, job.split, job.seed, job.settings,
+    # a tuning job's split is "<domain> lr×<factor>" (.tuning.candidate_jobs)
+    domain = job.split.split(" ", 1)[0]
+    rec = run_one(_BACKBONES[job.checkpoint], job.row, domain, job.seed, job.settings,
                   job.data_dir, job.device)
     return {k: v for k, v in rec.items() if k not in ("row", "split", "seed")}
 
@@ -204,14 +207,16 @@ def table_spec(title: str, rows: Sequence[tuple[str, str]], domains: Sequence[st
     READ-PVLA": each row's difference on "Avg." with a 95% paired bootstrap interval over test
     queries x seeds (:class:`readpvla.experiment.Delta`; ``n/a`` for records without per-query
     scores)."""
-    labels = [label for _, label in rows]
+    # the reference is the row shown as READ-PVLA (a tuned table's key may be a sized row)
+    ref = next((key for shown, key in rows if key == "READ-PVLA"),
+               next((key for shown, key in rows if shown == "READ-PVLA"), None))
     return ex.TableSpec(
         title=title, rows=tuple(rows),
         columns=tuple([ex.Column(DOMAINS[d], d, TABLE_METRIC) for d in domains]
                       + [ex.Column("Avg.", "avg", TABLE_METRIC)]
                       + ([ex.Column("Temporal", "avg", TEMPORAL_METRIC)] if temporal else [])),
         splits=tuple(domains), note=note, extra_metrics=EXTRA_METRICS,
-        delta=ex.Delta("READ-PVLA", "Avg.") if "READ-PVLA" in labels else None)
+        delta=ex.Delta(ref, "Avg.") if ref is not None else None)
 
 
 def _note(backbone: str, settings: TransferSettings, seeds: Sequence[int], lam: float) -> str:

@@ -1,0 +1,144 @@
+"""The equal-effort tuning protocol (readpvla.experiment.tuning) and its TLG driver on the toy
+benchmark: the same number of runs for every row, the choice on validation only, the Pareto
+points and Table 1 at the chosen settings."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from tlg_toy import TINY_SETTINGS, make_toy
+
+from readpvla import peft
+from readpvla.experiment import tuning
+from readpvla.tasks import tlg
+
+
+# -- the protocol -------------------------------------------------------------------------------
+def test_every_row_gets_the_same_number_of_runs_over_the_same_rate_range():
+    rows = {"Full": "full", "LoRA": "lora", "READ": "read", "Prompt": "prompt", "Zero": None}
+    cands = tuning.candidates(rows)
+    per_row = {r: [c for c in cands if c.row == r] for r in rows}
+    assert per_row["Zero"] == []  # nothing to tune
+    n = len(tuning.FACTORS) * 4
+    assert {r: len(c) for r, c in per_row.items() if r != "Zero"} == dict.fromkeys(
+        ("Full", "LoRA", "READ", "Prompt"), n)
+    for cs in per_row.values():
+        if cs:
+            fs = [c.factor for c in cs]
+            assert min(fs) == pytest.approx(min(tuning.FACTORS))
+            assert max(fs) == pytest.approx(max(tuning.FACTORS))
+    assert {c.size for c in per_row["Full"]} == {None}
+    assert sorted({c.size for c in per_row["LoRA"]}) == list(tuning.SIZES["lora"])
+    # sizeless rows: a finer grid, evenly spaced in log
+    fs = np.log([c.factor for c in per_row["Full"]])
+    assert np.allclose(np.diff(fs), np.diff(fs)[0])
+    # every method's default size is in its grid (so the shipped rows are candidates)
+    for method, knob in tuning.SIZE_KNOBS.items():
+        assert getattr(peft.METHODS[method](), knob) in tuning.SIZES[method]
+
+
+def test_size_overrides_make_configs_of_that_size():
+    assert tuning.size_overrides("read", 8) == (("bottleneck", 8),)
+    assert tuning.size_overrides("lora", 2) == (("r", 2), ("alpha", 4.0))  # alpha = 2 r
+    assert tuning.size_overrides("full", None) == ()
+    cfg = peft.METHODS["prompt"](**dict(tuning.size_overrides("prompt", 5)))
+    assert cfg.n_tokens == 5
+    with pytest.raises(ValueError, match="has no size knob"):
+        tuning.size_overrides("full", 4)
+    with pytest.raises(ValueError, match="size must be an integer >= 1"):
+        tuning.size_overrides("read", 0)
+    with pytest.raises(ValueError, match="factors must be distinct"):
+        tuning.candidates({"READ": "read"}, factors=(1.0, 1.0))
+    with pytest.raises(ValueError, match="needs distinct sizes"):
+        tuning.candidates({"READ": "read"}, sizes={"read": ()})
+
+
+def test_choose_takes_the_best_and_breaks_ties_to_smaller_size_then_rate():
+    C = tuning.Candidate
+    scores = {C("A", "read", 8, 1.0): 30.0, C("A", "read", 4, 3.0): 30.0,
+              C("A", "read", 4, 1.0): 30.0, C("A", "read", 2, 1.0): 10.0,
+              C("B", "full", None, 3.0): 5.0, C("B", "full", None, 1.0): 7.0}
+    best = tuning.choose(scores)
+    assert best["A"] == C("A", "read", 4, 1.0) and best["B"] == C("B", "full", None, 1.0)
+    with pytest.raises(ValueError, match="finite numbers"):
+        tuning.choose({C("A", "read", 4, 1.0): math.nan})
+    with pytest.raises(ValueError, match="no candidate scores"):
+        tuning.choose({})
+
+
+def test_pareto_front():
+    pts = [(10, 5.0), (20, 4.0), (20, 9.0), (5, 1.0), (40, 9.0), (50, 12.0), (5, 1.0)]
+    assert tuning.pareto_front(pts) == [3, 0, 2, 5]
+    # brute force: on the front iff no other point dominates it (<= params and >= score, one of
+    # them strictly) and no earlier point is the same
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = [(float(rng.integers(1, 6)), float(rng.integers(0, 6))) for _ in range(12)]
+        front = set(tuning.pareto_front(p))
+        for i, (x, y) in enumerate(p):
+            dominated = any(x2 <= x and y2 >= y and (x2 < x or y2 > y) for x2, y2 in p)
+            duplicate = any(j < i and p[j] == p[i] for j in range(len(p)))
+            assert (i in front) == (not dominated and not duplicate), (p, i)
+    with pytest.raises(ValueError, match="finite"):
+        tuning.pareto_front([(1, math.inf)])
+
+
+# -- TLG ------------------------------------------------------------------------------------------
+def test_tlg_sized_rows():
+    assert tlg.sized_label("READ", 4) == "READ" and tlg.sized_label("READ", None) == "READ"
+    assert tlg.sized_label("READ-PVLA", 8) == "READ-PVLA (bottleneck=8)"
+    v = tlg.ROWS["READ-PVLA (bottleneck=8)"]
+    assert (v.method, v.align, v.config().bottleneck) == ("read", "pvla", 8)
+    assert tlg.ROWS["LoRA (r=2)"].config().alpha == 4.0
+    with pytest.raises(ValueError, match="has no size knob"):
+        tlg.sized_label("Full", 2)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_toy(tmp_path_factory.mktemp("tlg"))
+
+
+def test_tlg_tune_then_pareto_on_the_toy(toy, tmp_path):
+    kw = dict(data_dir=toy, checkpoint=toy / "ckpt" / "crossmodal", progress=False)
+    sizes = {"read": (2, 4)}
+    sel = tlg.tune("crossmodal", ["Proj", "READ"], ["dog"], tmp_path, settings=TINY_SETTINGS,
+                   factors=(1.0, 3.0), sizes=sizes, **kw)
+    saved = json.loads((tmp_path / "tuning_tlg_crossmodal.json").read_text())
+    assert saved["chosen"] == json.loads(json.dumps(sel["chosen"]))
+    assert saved["budget"] == {"Proj": 4, "READ": 4}  # same number of runs for both rows
+    cands = saved["candidates"]
+    runs = [json.loads(x)["record"] for x in (tmp_path / "runs_tuning_tlg_crossmodal.jsonl")
+            .read_text().splitlines()]
+    # each candidate's score is its run's best validation score, never a test score
+    for c in cands:
+        r = next(r for r in runs if r["row"] == c["variant"]
+                 and r["split"] == f"dog lr×{c['factor']:.4g}")
+        assert c["val"] == pytest.approx(r["val_best"], abs=1e-4)
+        assert r["lr"] == pytest.approx(c["lr"])  # the factor reached the optimiser
+    best = max(cands, key=lambda c: (c["val"], -(c["size"] or 0), -c["factor"]))
+    read = [c for c in cands if c["row"] == "READ"]
+    top = max(read, key=lambda c: c["val"])
+    assert sel["chosen"]["READ"]["val"] == pytest.approx(top["val"])
+    assert best["val"] >= sel["chosen"]["READ"]["val"] or best["row"] == "Proj"
+    out = tlg.pareto("crossmodal", tmp_path / "tuning_tlg_crossmodal.json", seeds=(0, 1),
+                     out_dir=tmp_path, **kw)
+    pts = out["points"]
+    assert sorted((p["row"], p["size"]) for p in pts) == [("Proj", None), ("READ", 2), ("READ", 4)]
+    assert [p["trainable"] for p in pts if p["row"] == "READ"] == sorted(
+        p["trainable"] for p in pts if p["row"] == "READ")
+    assert any(p["frontier"] for p in pts)
+    table = json.loads((tmp_path / "table1_tuned_crossmodal.json").read_text())
+    # the table's rows are the chosen variants, their cells the Pareto runs of those variants
+    keys = [r["row"] for r in table["rows"].values()]
+    assert keys == [sel["chosen"]["Proj"]["variant"], sel["chosen"]["READ"]["variant"]]
+    assert list(table["rows"]) == ["Proj", "READ"]
+    point = next(p for p in pts if p["chosen"] and p["row"] == "READ")
+    assert table["rows"]["READ"]["cells"]["Avg."]["mean"] == pytest.approx(point["mean"], abs=0.01)
+    with pytest.raises(ValueError, match="covers Table 1's rows"):
+        tlg.tune("crossmodal", ["READ-VLA"], ["dog"], tmp_path, **kw)
+    with pytest.raises(ValueError, match="is for backbone 'crossmodal'"):
+        tlg.pareto("momentdetr", sel, out_dir=tmp_path, **kw)
