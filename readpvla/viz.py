@@ -86,6 +86,58 @@ def bar_groups(values: Mapping[str, Sequence[float]], labels: Sequence[str], tit
     return fig
 
 
+def pareto_figure(points: Sequence[Mapping], title: str = "accuracy vs trainable parameters",
+                  yaxis: str = "test score", width: int = 760, height: int = 440):
+    """Each method at each size as a point (trainable parameters on a log axis, its score with
+    ± std error bars), one line per method through its sizes, the chosen setting ringed, and the
+    Pareto frontier (:func:`readpvla.experiment.tuning.pareto_front`) as a dashed step line.
+
+    Args:
+        points: dicts with ``row``, ``size`` (None for a method without a size knob),
+            ``trainable``, ``mean``, optional ``std``, ``chosen``, ``frontier`` (as
+            :func:`readpvla.tasks.tlg.pareto` writes them; a missing ``frontier`` is computed).
+
+    Raises:
+        ValueError: no points, or a point without ``row`` / ``trainable`` / ``mean``.
+    """
+    import plotly.graph_objects as go
+
+    from readpvla.experiment.tuning import pareto_front
+
+    pts = list(points)
+    if not pts:
+        raise ValueError("no points to plot")
+    missing = [i for i, p in enumerate(pts) if not {"row", "trainable", "mean"} <= set(p)]
+    if missing:
+        raise ValueError(f"points {missing[:5]} lack one of 'row', 'trainable', 'mean'")
+    front = ({i for i, p in enumerate(pts) if p["frontier"]} if all("frontier" in p for p in pts)
+             else set(pareto_front([(p["trainable"], p["mean"]) for p in pts])))
+    fig = go.Figure()
+    for row in dict.fromkeys(p["row"] for p in pts):
+        mine = sorted((p for p in pts if p["row"] == row), key=lambda p: p["trainable"])
+        fig.add_trace(go.Scatter(
+            x=[p["trainable"] for p in mine], y=[p["mean"] for p in mine], name=row,
+            mode="lines+markers", legendgroup=row,
+            error_y=dict(type="data", array=[p.get("std") or 0 for p in mine]),
+            text=[f"{row}" + (f", size {p['size']}" if p.get("size") is not None else "")
+                  for p in mine], hovertemplate="%{text}<br>%{x:,} params<br>%{y:.2f}"))
+        chosen = [p for p in mine if p.get("chosen")]
+        if chosen:
+            fig.add_trace(go.Scatter(
+                x=[p["trainable"] for p in chosen], y=[p["mean"] for p in chosen],
+                mode="markers", legendgroup=row, showlegend=False, hoverinfo="skip",
+                marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))
+    fr = sorted((pts[i] for i in front), key=lambda p: p["trainable"])
+    fig.add_trace(go.Scatter(x=[p["trainable"] for p in fr], y=[p["mean"] for p in fr],
+                             mode="lines", line=dict(shape="hv", dash="dash", color="gray"),
+                             name="Pareto frontier", hoverinfo="skip"))
+    fig.update_xaxes(type="log", title_text="trainable parameters", exponentformat="power")
+    fig.update_yaxes(title_text=yaxis)
+    fig.update_layout(title=title, width=width, height=height,
+                      margin=dict(l=60, r=10, t=50, b=50))
+    return fig
+
+
 def _ticks(n: int, labels: Sequence[str], max_labels: int) -> dict:
     """Axis settings for ``n`` numeric positions 0..n-1 labelled by ``labels``.
 

@@ -142,3 +142,22 @@ def test_tlg_tune_then_pareto_on_the_toy(toy, tmp_path):
         tlg.tune("crossmodal", ["READ-VLA"], ["dog"], tmp_path, **kw)
     with pytest.raises(ValueError, match="is for backbone 'crossmodal'"):
         tlg.pareto("momentdetr", sel, out_dir=tmp_path, **kw)
+
+
+def test_pareto_figure():
+    from readpvla.viz import pareto_figure
+
+    pts = [{"row": "READ", "size": 2, "trainable": 100, "mean": 20.0, "std": 1.0},
+           {"row": "READ", "size": 8, "trainable": 400, "mean": 25.0, "std": 2.0, "chosen": True},
+           {"row": "Full", "size": None, "trainable": 10_000, "mean": 24.0}]
+    fig = pareto_figure(pts)
+    names = [t.name for t in fig.data]
+    assert names[0] == "READ" and "Full" in names and names[-1] == "Pareto frontier"
+    assert list(fig.data[-1].x) == [100, 400]  # Full (more parameters, lower score) is dominated
+    assert fig.layout.xaxis.type == "log"
+    ring = [t for t in fig.data if t.legendgroup == "READ" and t.showlegend is False]
+    assert len(ring) == 1 and list(ring[0].x) == [400]
+    with pytest.raises(ValueError, match="no points"):
+        pareto_figure([])
+    with pytest.raises(ValueError, match="lack one of"):
+        pareto_figure([{"row": "x"}])
