@@ -96,3 +96,81 @@ def test_shipped_studies_follow_from_their_runs(path):
         assert all(tlg.TEMPORAL_METRIC in r["test"] for r in payload["runs"])
     else:
         assert spec.rows[0][1] == probes.BACKBONE_ROW
+
+
+# -- does recurrence inject order? ------------------------------------------------------------
+def test_order_blind_backbone_is_permutation_equivariant_and_read_is_not():
+    """The control of probe_order: without clip positions, permuting the clips permutes every
+    per-clip output; with them, or with READ's recurrence on top, it does not."""
+    import readpvla as rp
+    from readpvla.backbones.tlg import CrossModalConfig, CrossModalTLG
+
+    v, t = torch.randn(2, 7, 8), torch.randn(2, 3, 6)
+    perm = torch.randperm(7, generator=torch.Generator().manual_seed(1))
+
+    @torch.no_grad()
+    def gap(model):
+        model.eval()
+        a, b = model(v, None, t, None), model(v[:, perm], None, t, None)
+        return max(float((a.saliency[:, perm] - b.saliency).abs().max()),
+                   float((a.offsets[:, perm] - b.offsets).abs().max()))
+
+    cfg = dict(d_video=8, d_text=6, d_model=16, n_heads=2)
+    torch.manual_seed(0)
+    blind = CrossModalTLG(CrossModalConfig(**cfg, video_positions=False))
+    torch.manual_seed(0)
+    aware = CrossModalTLG(CrossModalConfig(**cfg))
+    assert gap(blind) < 1e-5 and gap(aware) > 1e-3
+    read = rp.peft.apply(blind, rp.peft.READConfig())
+    with torch.no_grad():  # READ starts as the identity: move it off so the recurrence acts
+        for p in read.parameters():
+            if p.requires_grad:
+                p.add_(0.3 * torch.randn_like(p))
+    assert gap(read) > 1e-3
+    with pytest.raises(ValueError, match="video_positions must be True or False"):
+        CrossModalConfig(video_positions=0)
+
+
+@pytest.fixture(scope="module")
+def toy_kinds(tmp_path_factory):
+    """The toy benchmark with a query kind per annotation (every other query "after"), an
+    order-aware and an order-blind tiny checkpoint."""
+    from tlg_toy import TINY, make_toy
+
+    from readpvla.backbones.checkpoint import save_backbone
+
+    root = make_toy(tmp_path_factory.mktemp("order"))
+    for path in (root / "annotations").glob("*.jsonl"):
+        lines = [json.loads(x) for x in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({**r, "kind": "after" if i % 2 else "plain"}) + "\n"
+                                for i, r in enumerate(lines)))
+    torch.manual_seed(0)
+    save_backbone(tlg.build_backbone("crossmodal", **TINY, video_positions=False),
+                  root / "ckpt" / "blind")
+    return root
+
+
+def test_probe_order_runs_both_backbones_and_contrasts_them(toy_kinds, tmp_path):
+    from tlg_toy import TINY_SETTINGS
+
+    ck = {"aware": toy_kinds / "ckpt" / "crossmodal", "blind": toy_kinds / "ckpt" / "blind"}
+    out = tlg.probe_order(ck, ("Adapter", "READ"), ["dog", "gym"], [0, 1], tmp_path,
+                          settings=TINY_SETTINGS, data_dir=toy_kinds, progress=False)
+    saved = json.loads((tmp_path / "probe_order.json").read_text())
+    assert set(saved["tables"]) == {"aware", "blind"}
+    c = out["contrasts"]["READ - Adapter"]
+    # the contrast is the difference of the two tables' READ - Adapter on temporal queries
+    t = {n: out["tables"][n]["rows"] for n in ("aware", "blind")}
+    dd = ((t["blind"]["READ"]["avg"][tlg.TEMPORAL_METRIC]["mean"]
+           - t["blind"]["Adapter"]["avg"][tlg.TEMPORAL_METRIC]["mean"])
+          - (t["aware"]["READ"]["avg"][tlg.TEMPORAL_METRIC]["mean"]
+             - t["aware"]["Adapter"]["avg"][tlg.TEMPORAL_METRIC]["mean"]))
+    assert c["temporal"]["diff"] == pytest.approx(dd, abs=0.02)
+    assert c["temporal"]["lo"] <= c["temporal"]["diff"] <= c["temporal"]["hi"]
+    assert "Difference in differences" in (tmp_path / "probe_order.md").read_text()
+    with pytest.raises(ValueError, match="not an order-blind backbone"):
+        tlg.probe_order({"a": ck["aware"], "b": ck["aware"]}, out_dir=None, data_dir=toy_kinds)
+    with pytest.raises(ValueError, match="exactly two"):
+        tlg.probe_order({"a": ck["aware"]}, out_dir=None)
+    with pytest.raises(ValueError, match="must include 'Adapter'"):
+        tlg.probe_order(ck, ("READ",), out_dir=None)

@@ -129,14 +129,15 @@ class TLGBackbone(nn.Module):
         return {"video": self.config.d_model, "text": self.config.d_model}
 
     def embed(self, video: Tensor, text: Tensor, type_v: Tensor | None = None,
-              type_l: Tensor | None = None, text_positions: bool = True) -> tuple[Tensor, Tensor]:
+              type_l: Tensor | None = None, text_positions: bool = True,
+              video_positions: bool = True) -> tuple[Tensor, Tensor]:
         """The embedding layer -> ``H_V^(0)`` ``[B, Nv, d]``, ``H_L^(0)`` ``[B, Nl, d]``: per stream
         ``LN(x W + b)``, plus an optional modality-type vector ``type_v`` / ``type_l`` ``[d]``,
-        plus sine positions 0..N-1 (the clips always; the words unless ``text_positions`` is
-        False)."""
+        plus sine positions 0..N-1 (the clips unless ``video_positions`` is False; the words
+        unless ``text_positions`` is False)."""
         d = self.config.d_model
         out = []
-        for x, proj, norm, typ, pos in ((video, self.proj_v, self.norm_v, type_v, True),
+        for x, proj, norm, typ, pos in ((video, self.proj_v, self.norm_v, type_v, video_positions),
                                         (text, self.proj_l, self.norm_l, type_l, text_positions)):
             h = norm(proj(x))                                                      # (B, N, d)
             if typ is not None:
@@ -198,8 +199,14 @@ class CrossModalConfig:
     w_foreground: float = 1.0   # BCE of the foreground logit (clip centre inside a GT window)
     w_l1: float = 1.0           # L1 of the (start, end) offsets on foreground clips
     w_iou: float = 1.0          # 1 - IoU of each foreground clip's window with its GT window
+    # False: the clips get no positions, so the backbone cannot see clip order (every layer is
+    # per token or attention, so permuting the clips permutes every per-clip output): the
+    # order-blind control of the recurrence probe (issue 15)
+    video_positions: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.video_positions, bool):
+            raise ValueError(f"video_positions must be True or False, got {self.video_positions!r}")
         for name in ("d_video", "d_text", "d_model", "n_blocks", "n_heads", "d_ffn"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -306,7 +313,7 @@ class CrossModalTLG(TLGBackbone):
         """Run the M blocks; see the class docstring for shapes."""
         cfg = self.config
         mask_v, mask_l = check_inputs(video, video_mask, text, text_mask, cfg.d_video, cfg.d_text)
-        h_v, h_l = self.embed(video, text)
+        h_v, h_l = self.embed(video, text, video_positions=cfg.video_positions)
         h_v, pmask_v, n_pv = prepend_prompts(self, "video", h_v, mask_v)         # (B, n+Nv, d)
         h_l, pmask_l, n_pl = prepend_prompts(self, "text", h_l, mask_l)          # (B, n+Nl, d)
         hs_v, hs_l = [], []

@@ -47,7 +47,7 @@ from .pretrain import (
     default_checkpoint,
     pretrain,
 )
-from .probes import BACKBONE_ROW, plan_mass_on_gt, probe_alignment
+from .probes import BACKBONE_ROW, ORDER_ROWS, plan_mass_on_gt, probe_alignment, probe_order
 from .rows import (
     ABLATIONS,
     FULL,
@@ -81,7 +81,7 @@ __all__ = [
     "batches", "build_backbone", "check_backbone", "compare_with_shipped", "dataset",
     "default_checkpoint", "default_data_dir", "default_source_dir", "ensure_source_splits",
     "evaluate", "forward_batch", "jobs", "plan_mass_on_gt", "predict", "pretrain", "pretrain_main",
-    "probe_alignment", "run",
+    "probe_alignment", "probe_order", "ORDER_ROWS", "run",
     "run_ablations", "run_grid", "run_one", "run_transfer", "shipped_table", "table_spec",
     "tlg_loss", "transfer_main", "tune_main", "candidate_jobs", "pareto", "sized_label", "tune",
 ]

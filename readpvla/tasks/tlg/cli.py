@@ -19,7 +19,8 @@ __all__ = ["pretrain_main", "transfer_main", "tune_main"]
 
 
 def pretrain_main(argv: list[str] | None = None) -> int:
-    """``readpvla pretrain-tlg --backbone crossmodal [--out DIR] [--data DIR] [--epochs N] ...``"""
+    """``readpvla pretrain-tlg --backbone crossmodal [--out DIR] [--data DIR] [--epochs N]
+    [--no-video-positions] ...``"""
     ap = cli.Parser(prog="readpvla pretrain-tlg",
                     description="Pretrain a TLG backbone on the synthetic source split.")
     ap.add_argument("--backbone", choices=sorted(BACKBONES), default="crossmodal")
@@ -33,13 +34,19 @@ def pretrain_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-minutes", type=cli.positive_float)
     ap.add_argument("--seed", type=cli.nonnegative_int, default=0)
     ap.add_argument("--device", type=cli.device, default="cpu")
+    ap.add_argument("--no-video-positions", action="store_true",
+                    help="crossmodal only: no clip positions, a backbone that cannot see clip "
+                         "order (the order-blind control of tlg.probe_order)")
     a = ap.parse_args(argv)
+    if a.no_video_positions and a.backbone != "crossmodal":
+        ap.error("--no-video-positions is for --backbone crossmodal")
     out = Path(a.out) if a.out else Path("runs") / "pretrain-tlg" / a.backbone
     cli.refuse_overwrite(out, "a checkpoint", a.overwrite, ap)
     check_writable(out)  # before training, not after
     model, res = pretrain(a.backbone, a.data, out, epochs=a.epochs, lr=a.lr,
                           batch_size=a.batch_size, max_minutes=a.max_minutes, seed=a.seed,
-                          device=a.device)
+                          device=a.device,
+                          **({"video_positions": False} if a.no_video_positions else {}))
     best = res.history[res.best_epoch - 1] if res.best_epoch else {}
     print(json.dumps({"out": str(out), "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
                       "seconds": round(res.wall_time, 1),
