@@ -228,6 +228,20 @@ def test_retable_command_rewrites_the_files_atomically(fake_task, tmp_path, caps
     with pytest.raises(SystemExit):
         cli.main(["retable", str(tmp_path / "bad.json")])
     assert "not JSON" in capsys.readouterr().err
+    # --harmonic: needs --delta and two different metrics; a failed call changes nothing
+    before = (tmp_path / "fake.json").read_text()
+    for args, msg in ((["--harmonic", "m", "n"], "--harmonic needs --delta ROW"),
+                      (["--delta", "ref", "--harmonic", "m", "m"], "two different per-item")):
+        with pytest.raises(SystemExit):
+            cli.main(["retable", str(tmp_path / "fake.json"), *args])
+        assert msg in capsys.readouterr().err, args
+        assert (tmp_path / "fake.json").read_text() == before
+    # a metric without per-item scores: the rows show n/a, never a number
+    assert cli.main(["retable", str(tmp_path / "fake.json"), "--delta", "ref", "--column",
+                     "Avg.", "--harmonic", "m", "nope"]) == 0
+    stored = json.loads((tmp_path / "fake.json").read_text())
+    assert stored["delta"]["harmonic"] == ["m", "nope"]
+    assert stored["rows"]["Base"]["delta"] is None and "| n/a |" in (tmp_path / "fake.md").read_text()
 
 
 def test_verify_table_names_what_does_not_follow(fake_task, tmp_path):
