@@ -161,3 +161,32 @@ def test_pareto_figure():
         pareto_figure([])
     with pytest.raises(ValueError, match="lack one of"):
         pareto_figure([{"row": "x"}])
+
+
+# -- READ-PVLA's sensitivity --------------------------------------------------------------------
+def test_sensitivity_rows_move_one_knob_and_reach_the_run(toy, tmp_path):
+    rows = tlg.sensitivity_rows(["lambda", "lr"])
+    assert rows[:3] == ["Adapter", "READ", "READ-PVLA"]
+    assert {tlg.ROWS[r].lam for r in tlg.SENSITIVITY["lambda"]} == {0.01, 0.03, 0.3, 1.0}
+    for knob, labels in tlg.SENSITIVITY.items():  # every setting differs from READ-PVLA once
+        for r in labels:
+            v, ref = tlg.ROWS[r], tlg.ROWS["READ-PVLA"]
+            moved = [f for f in ("lam", "mass", "lr_factor", "peft") if getattr(v, f) !=
+                     getattr(ref, f)]
+            assert len(moved) == 1 and v.align == "pvla" and v.method == "read", (knob, r)
+    payload = tlg.run_sensitivity("crossmodal", ["lambda"], ["dog"], [0], tmp_path,
+                                  settings=TINY_SETTINGS, data_dir=toy,
+                                  checkpoint=toy / "ckpt" / "crossmodal", progress=False)
+    runs = {r["row"]: r for r in payload["runs"]}
+    assert runs["READ-PVLA (lambda=0.3)"]["lam"] == 0.3 and runs["READ-PVLA"]["lam"] == 0.1
+    assert "lam" not in runs["Adapter"]
+    assert payload["delta"]["reference"] == "Adapter"
+    assert "| Δ vs Adapter |" in (tmp_path / "sensitivity_crossmodal.md").read_text()
+    rec = tlg.run_one(tlg.build_backbone("crossmodal", d_video=8, d_text=6, d_model=16,
+                                         n_heads=2, d_ffn=32),
+                      "READ-PVLA (lr x3)", "dog", 0, TINY_SETTINGS, toy)
+    assert rec["lr"] == pytest.approx(3 * tlg.HPARAMS["read"]["lr"])
+    with pytest.raises(ValueError, match="unknown knob"):
+        tlg.sensitivity_rows(["tau"])
+    with pytest.raises(ValueError, match="mass must be None or in"):
+        tlg.Variant("x", "read", mass=1.5)

@@ -54,11 +54,13 @@ from .rows import (
     HPARAMS,
     QUICK,
     ROWS,
+    SENSITIVITY,
     TABLE1_ROWS,
     TransferSettings,
     Variant,
     sized_label,
 )
+from .sensitivity import SENSITIVITY_REFERENCE, run_sensitivity, sensitivity_rows
 from .transfer import (
     RERUN_TOLERANCE,
     ROW_TOLERANCE,
@@ -83,5 +85,6 @@ __all__ = [
     "evaluate", "forward_batch", "jobs", "plan_mass_on_gt", "predict", "pretrain", "pretrain_main",
     "probe_alignment", "probe_order", "ORDER_ROWS", "run",
     "run_ablations", "run_grid", "run_one", "run_transfer", "shipped_table", "table_spec",
-    "tlg_loss", "transfer_main", "tune_main", "candidate_jobs", "pareto", "sized_label", "tune",
+    "tlg_loss", "transfer_main", "tune_main", "SENSITIVITY", "SENSITIVITY_REFERENCE",
+    "run_sensitivity", "sensitivity_rows", "candidate_jobs", "pareto", "sized_label", "tune",
 ]

@@ -56,7 +56,7 @@ def pretrain_main(argv: list[str] | None = None) -> int:
 
 def transfer_main(argv: list[str] | None = None) -> int:
     """``readpvla transfer-tlg [--backbone B] [--methods M ...] [--domains D ...] [--seeds S ...]
-    [--full] [--ablations] [--out DIR] [--executor local|ray] [--workers N] [--address A]
+    [--full] [--ablations] [--sensitivity] [--out DIR] [--executor local|ray] [--workers N] [--address A]
     [--resume | --overwrite]``"""
     ap = cli.Parser(prog="readpvla transfer-tlg",
                     description="Low-resource TLG transfer: Table 1 (+ ablations).")
@@ -68,6 +68,9 @@ def transfer_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1, 2])
     ap.add_argument("--full", action="store_true", help="the fuller budget (quick=False)")
     ap.add_argument("--ablations", action="store_true", help="also Tables 6, 8, 9")
+    ap.add_argument("--sensitivity", action="store_true",
+                    help="also READ-PVLA's sensitivity table (lambda, mass, k, cell, lr; one "
+                         "knob at a time, vs the adapter): sensitivity_BACKBONE.md")
     ap.add_argument("--out", default="runs/tlg_transfer")
     ap.add_argument("--data", type=cli.existing_dir,
                     help="target splits folder (default data_samples/tlg)")
@@ -77,7 +80,9 @@ def transfer_main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     out = Path(a.out)
     cli.check_grid_arguments(a, ap, [out / "runs_table1.jsonl"]
-                             + ([out / "runs_ablations.jsonl"] if a.ablations else []))
+                             + ([out / "runs_ablations.jsonl"] if a.ablations else [])
+                             + ([out / f"runs_sensitivity_{a.backbone}.jsonl"]
+                                if a.sensitivity else []))
     check_writable(out)
     common = {"domains": a.domains, "seeds": a.seeds, "quick": not a.full, "out_dir": out,
               "device": a.device, "data_dir": a.data, "checkpoint": a.checkpoint,
@@ -89,6 +94,11 @@ def transfer_main(argv: list[str] | None = None) -> int:
         run_ablations(a.backbone, **common)
         for t in sorted(ABLATIONS):
             print((out / f"table{t}.md").read_text(encoding="utf-8"))
+    if a.sensitivity:
+        from .sensitivity import run_sensitivity
+
+        run_sensitivity(a.backbone, **common)
+        print((out / f"sensitivity_{a.backbone}.md").read_text(encoding="utf-8"))
     return 0
 
 

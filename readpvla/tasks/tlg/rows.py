@@ -13,8 +13,8 @@ from readpvla.experiment import tuning
 
 from .loss import MASS, PVLA_MAX_ITER, PVLA_TOL, TAU
 
-__all__ = ["ABLATIONS", "FULL", "HPARAMS", "QUICK", "ROWS", "TABLE1_ROWS", "TransferSettings",
-           "Variant", "sized_label"]
+__all__ = ["ABLATIONS", "FULL", "HPARAMS", "QUICK", "ROWS", "SENSITIVITY", "TABLE1_ROWS",
+           "TransferSettings", "Variant", "sized_label"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,21 @@ class Variant:
     method: str
     peft: tuple[tuple[str, Any], ...] = ()
     align: str = "none"
+    #: the alignment weight and transported mass of this row (None: the settings'), and a
+    #: multiple of the method's learning rate (the sensitivity rows)
+    lam: float | None = None
+    mass: float | None = None
+    lr_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.lam is not None and not (self.lam >= 0 and math.isfinite(self.lam)):
+            raise ValueError(f"{self.label}: lam must be None or a finite number >= 0, got "
+                             f"{self.lam!r}")
+        if self.mass is not None and not 0 < self.mass <= 1:
+            raise ValueError(f"{self.label}: mass must be None or in (0, 1], got {self.mass!r}")
+        if not (self.lr_factor > 0 and math.isfinite(self.lr_factor)):
+            raise ValueError(f"{self.label}: lr_factor must be a finite number > 0, got "
+                             f"{self.lr_factor!r}")
 
     def config(self) -> peft.PeftConfig:
         """The method's config object."""
@@ -75,6 +90,25 @@ def sized_label(label: str, size: int | None) -> str:
         return label
     return f"{label} ({knob}={size})"
 
+
+#: READ-PVLA's sensitivity (issue 15): one knob moved at a time from the Table-1 row (lambda 0.1,
+#: mass 0.5, k = 4, RNN cell, the method's learning rate); the cells are Table 8's rows and the
+#: sizes the tuning protocol's
+SENSITIVITY: dict[str, tuple[str, ...]] = {
+    "lambda": tuple(f"READ-PVLA (lambda={x:g})" for x in (0.01, 0.03, 0.3, 1.0)),
+    "mass": tuple(f"READ-PVLA (mass={x:g})" for x in (0.2, 0.35, 0.8, 1.0)),
+    "k": ("READ-PVLA (bottleneck=2)", "READ-PVLA (bottleneck=8)", "READ-PVLA (bottleneck=16)"),
+    "cell": ("READ-PVLA (GRU)", "READ-PVLA (LSTM)"),
+    "lr": tuple(f"READ-PVLA (lr x{x:g})" for x in (0.1, 0.3, 3.0)),
+}
+ROWS.update({v.label: v for v in (
+    *(Variant(f"READ-PVLA (lambda={x:g})", "read", align="pvla", lam=x)
+      for x in (0.01, 0.03, 0.3, 1.0)),
+    *(Variant(f"READ-PVLA (mass={x:g})", "read", align="pvla", mass=x)
+      for x in (0.2, 0.35, 0.8, 1.0)),
+    *(Variant(f"READ-PVLA (lr x{x:g})", "read", align="pvla", lr_factor=x)
+      for x in (0.1, 0.3, 3.0)),
+)})
 
 #: Table 1's sized rows at every size of the protocol's grid but the default
 ROWS.update({

@@ -69,7 +69,8 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
     Returns:
         A record: ``row`` (the variant's label), ``method``, ``align``, ``split`` (the domain),
         ``seed``, ``params`` (the "#params (M) (%)" string), ``trainable``, ``total``, ``lr``
-        (the learning rate used: the method's x ``settings.lr_scale``), ``test``
+        (the learning rate used: the method's x ``settings.lr_scale`` x the row's
+        ``lr_factor``), ``test``
         (metrics dict), ``per_item`` (each test metric per query, in ``item_ids`` order: the
         qids in file order; ``MR-full-mAP`` per query is its AP averaged over the IoU
         thresholds, whose mean is the table number), ``item_ids``, ``val_best`` (best
@@ -84,7 +85,10 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
     val = dataset(root, f"{domain}_val")
     test = dataset(root, f"{domain}_test")
     name = _backbone_name(backbone)
-    lam = lam if lam is not None else (settings.lam if settings.lam is not None else LAMBDA[name])
+    if lam is None:  # the argument, else the row's, else the settings', else the backbone's
+        lam = v.lam if v.lam is not None else (settings.lam if settings.lam is not None
+                                                else LAMBDA[name])
+    mass = v.mass if v.mass is not None else settings.mass
     hp = HPARAMS[v.method]
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -93,7 +97,7 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(train, batch_size=settings.batch_size, shuffle=True, generator=gen,
                         collate_fn=collate_tlg)
-    loss_fn = partial(tlg_loss, lam=lam, align=v.align, mass=settings.mass, tau=settings.tau,
+    loss_fn = partial(tlg_loss, lam=lam, align=v.align, mass=mass, tau=settings.tau,
                       max_iter=settings.max_iter, tol=settings.tol)
 
     def eval_fn(m: nn.Module) -> dict[str, float]:
@@ -104,7 +108,7 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
 
     with warnings.catch_warnings():  # counted in the record instead of one warning per run
         warnings.simplefilter("ignore", ot.ConvergenceWarning)
-        lr_used = (lr if lr is not None else hp["lr"]) * settings.lr_scale
+        lr_used = (lr if lr is not None else hp["lr"]) * settings.lr_scale * v.lr_factor
         res = fit(model, loss_fn, loader, epochs=settings.epochs, lr=lr_used,
                   weight_decay=hp["weight_decay"], seed=seed, device=device,
                   eval_fn=eval_fn, monitor="val", patience=settings.patience, progress=False)
@@ -112,6 +116,7 @@ def run_one(backbone: nn.Module, variant: Variant | str, domain: str, seed: int,
     record = {
         "row": v.label, "method": v.method, "align": v.align, "split": domain, "seed": seed,
         "params": str(count), "trainable": count.trainable, "total": count.total, "lr": lr_used,
+        **({"lam": lam, "mass": mass} if v.align != "none" else {}),
         "test": {k: metrics[k] for k in (TABLE_METRIC, *EXTRA_METRICS, TEMPORAL_METRIC,
                                          PLAIN_METRIC) if k in metrics},
         "per_item": metrics["per_item"], "item_ids": metrics["item_ids"],
