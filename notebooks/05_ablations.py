@@ -212,9 +212,41 @@ if seeds10.exists():
 # above it on the temporal ones (-2.28 [-5.28, +0.54]), so on this benchmark the recurrence gives
 # no visible advantage where order matters; PVLA does not move READ (-0.18 [-1.03, +0.71]). Three
 # seeds resolve a 2-point difference (the paper's READ-PVLA vs adapter gaps are 3-9 points); a
-# 1-point one needs about 77, because the seed-to-seed variance dominates. Not yet built: the
-# control the issue asks for (a backbone that cannot see clip order, with and without it).
+# 1-point one needs about 77, because the seed-to-seed variance dominates.
 #
+# **The control.** The shipped backbone adds sine positions to the clips, so every method can
+# use order through the backbone. An **order-blind** backbone, the same architecture pretrained
+# without clip positions (`readpvla pretrain-tlg --no-video-positions`), cannot: every layer
+# acts per token or by attention, so permuting the clips permutes its outputs. READ's recurrence
+# still sees order. If the recurrence injects order, READ's advantage over the per-token
+# adapter on temporal queries grows on the blind backbone:
+# $\Delta\Delta = (\text{READ} - \text{Adapter})_{\text{blind}} -
+# (\text{READ} - \text{Adapter})_{\text{aware}} > 0$, while the same contrast on plain
+# queries stays near 0.
+
+# %%
+blind_dir = Path(tlg.default_data_dir()) / "checkpoints" / "crossmodal-orderblind"
+rng_ = torch.Generator().manual_seed(seed)
+v_, t_ = torch.randn(1, 12, 128, generator=rng_), torch.randn(1, 6, 384, generator=rng_)
+perm_ = torch.randperm(12, generator=rng_)
+for name_, path_ in (("order-aware (shipped)", tlg.default_checkpoint("crossmodal")),
+                     ("order-blind", blind_dir)):
+    if not Path(path_).exists():
+        print(f"{name_}: not shipped")
+        continue
+    m_ = load_backbone(path_).eval()
+    with torch.no_grad():
+        a_, b_ = m_(v_, None, t_, None), m_(v_[:, perm_], None, t_, None)
+    moved = float((a_.saliency[:, perm_] - b_.saliency).abs().max())
+    print(f"{name_}: permuting the clips permutes the saliency exactly: {moved < 1e-4}")
+
+# %% tags=["report"]
+order_file = results / "probe_order.md"
+display(Markdown(order_file.read_text().replace("### ", "### Shipped full run: ", 1)
+                 if order_file.exists() else "(the order probe is not shipped yet: "
+                 "tlg.probe_order)"))
+
+# %% [markdown]
 # ## 5.5 Does PVLA align? Inside the trained model
 # Chapter 3 measured on raw features how much of the PVLA plan lands on the ground-truth clips.
 # Inside a trained model the question is whether training **with** PVLA moves the plans of its
@@ -245,7 +277,40 @@ display(Markdown(probe_file.read_text().replace("### ", "### Shipped full run: "
 # is about, which is why Tables 6 and 9 cannot tell it from no alignment.
 
 # %% [markdown]
-# ## 5.6 Equal effort: every row tuned the same way, and the Pareto frontier
+# ## 5.6 Sensitivity: does any setting put READ-PVLA ahead of the adapter?
+# One knob at a time moves from Table 1's READ-PVLA ($\lambda = 0.1$, mass 0.5, $k = 4$, RNN
+# cell, its learning rate), every setting trained on all six domains with three seeds beside the
+# adapter (`readpvla transfer-tlg --sensitivity`, `tlg.run_sensitivity`). A setting puts it
+# ahead only where its interval against the adapter lies above 0.
+
+# %% tags=["report"]
+sens_file = results / f"sensitivity_{backbone}.json"
+if sens_file.exists():
+    sens = json.loads(sens_file.read_text())
+    display(Markdown(sens_file.with_suffix(".md").read_text()))
+    fig = go.Figure()
+    labels_, ds_, los_, his_ = [], [], [], []
+    for shown_, entry in sens["rows"].items():
+        if entry.get("delta"):
+            labels_.append(shown_)
+            ds_.append(entry["delta"]["diff"])
+            los_.append(entry["delta"]["diff"] - entry["delta"]["lo"])
+            his_.append(entry["delta"]["hi"] - entry["delta"]["diff"])
+    fig.add_trace(go.Scatter(x=ds_, y=labels_, mode="markers", error_x=dict(
+        type="data", symmetric=False, array=his_, arrayminus=los_), showlegend=False))
+    fig.add_vline(x=0, line_dash="dot")
+    fig.update_xaxes(title_text="MR-full-mAP minus the adapter's (95% paired bootstrap)")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=120 + 26 * len(labels_), width=760,
+                      title=f"READ-PVLA settings vs the adapter ({backbone})",
+                      margin=dict(l=220, r=20, t=50, b=50))
+    display(fig)
+else:
+    print(f"not shipped yet for {backbone}: readpvla transfer-tlg --backbone {backbone} "
+          "--sensitivity")
+
+# %% [markdown]
+# ## 5.7 Equal effort: every row tuned the same way, and the Pareto frontier
 # A table compares methods fairly only if each got the same chance to be good. The protocol
 # (`readpvla.experiment.tuning`, `readpvla tune-tlg`): each row with a size knob (READ's and the
 # adapter's bottleneck, LoRA's rank, the prompt's length) tries every size at every
@@ -313,7 +378,7 @@ else:
 # - The bottleneck trades parameters for capacity at $O(dk + k^2)$ per block.
 # - With 10 seeds and intervals: READ trails the adapter, also on the queries that need order,
 #   and PVLA changes neither the score nor (5.5) where the plans put their mass.
-# - A fair table gives every row the same tuning budget on validation (5.6); the Pareto
+# - A fair table gives every row the same tuning budget on validation (5.7); the Pareto
 #   figure shows what each method buys per trainable parameter.
 #
 # ## Exercises
