@@ -122,6 +122,29 @@ def test_finetune_trains_only_the_adapter_and_lowers_the_loss(t5):
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
 
 
+@pytest.mark.parametrize("lr", [3e-2, 50.0])
+def test_select_by_validation_rouge_includes_the_untuned_start(t5, lr):
+    """select="rouge": the weights that end are the best-scoring on validation, the start
+    included; a destructive rate (50) ends exactly where it started."""
+    from readpvla.tasks.vls.evaluate import validation_rouge
+
+    base, tok = t5
+    model = rp.peft.apply(copy.deepcopy(base), method_config("read"))
+    start = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    train, val = generate_split("target", 16, seed=3), generate_split("target", 6, seed=4)
+    collate = How2Collator(tok)
+    cfg = TrainConfig(steps=10, batch_size=8, lr=lr, eval_every=5, select="rouge", warmup=1)
+    hist = finetune(model, train, collate, cfg, seed=0, val=val)
+    assert hist["best_val_rouge"] >= hist["start_val_rouge"]
+    assert validation_rouge(model, val, collate) == pytest.approx(hist["best_val_rouge"])
+    same = all(torch.equal(p, start[n]) for n, p in model.named_parameters() if n in start)
+    assert same == (hist["best_step"] == 0)
+    if lr == 50.0:
+        assert hist["best_step"] == 0 and same
+    with pytest.raises(ValueError, match="select must be one of"):
+        TrainConfig(select="bleu")
+
+
 def test_pvla_gradient_reaches_the_encoder_adapters(bart):
     base, tok = bart
     model = rp.peft.apply(copy.deepcopy(base), method_config("read-pvla"))

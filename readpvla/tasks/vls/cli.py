@@ -42,7 +42,7 @@ def pretrain_main(argv: Sequence[str] | None = None) -> int:
 
 def transfer_main(argv: Sequence[str] | None = None) -> int:
     """``readpvla transfer-vls [--backbone B] [--methods M ...] [--seeds S ...] [--full | --medium]
-    [--out-dir DIR] [--executor local|ray] [--workers N] [--address A] [--resume | --overwrite]``
+    [--select-by-rouge] [--out-dir DIR] [--executor local|ray] [--workers N] [--address A] [--resume | --overwrite]``
     """
     t = cli.Parser(prog="readpvla transfer-vls",
                    description="Low-resource VLS transfer over all methods (Tables 4/5).")
@@ -53,6 +53,10 @@ def transfer_main(argv: Sequence[str] | None = None) -> int:
     budget.add_argument("--full", action="store_true", help="the full protocol instead of quick")
     budget.add_argument("--medium", action="store_true",
                         help="the shipped tables' budget (250 steps, greedy, 200 test videos)")
+    t.add_argument("--select-by-rouge", action="store_true",
+                   help="model selection by validation ROUGE-L with the untuned start as a "
+                        "candidate (100 validation videos, every 50 steps) instead of the "
+                        "budget's rule")
     t.add_argument("--out-dir", default="runs/vls")
     t.add_argument("--threads", type=cli.positive_int, default=1,
                    help="torch threads of the zero-shot scoring (each run uses one)")
@@ -62,6 +66,9 @@ def transfer_main(argv: Sequence[str] | None = None) -> int:
     cli.check_grid_arguments(a, t, [out / f"runs_vls_{a.backbone}.jsonl"])
     check_writable(out)
     config = TransferConfig.medium() if a.medium else None
+    if a.select_by_rouge:
+        base = config or (TransferConfig.full() if a.full else TransferConfig.quick())
+        config = replace(base, n_val=100, eval_every=min(50, base.steps), select="rouge")
     rep = run_transfer(a.backbone, a.methods, a.seeds, quick=not a.full, config=config, out_dir=out,
                        threads=a.threads, device=a.device, workers=a.workers,
                        executor=a.executor, address=a.address, resume=a.resume, progress=True)

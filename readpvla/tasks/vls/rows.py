@@ -50,6 +50,9 @@ class TransferConfig:
     pvla_mass: float = 0.5  # transported mass m
     pvla_iter: int = 1000  # Sinkhorn iteration cap (paper: 1000; stops at tol 1e-6 before)
     learning_rates: tuple[tuple[str, float], ...] = ()  # overrides of LEARNING_RATES
+    # model selection with validation: "loss" or "rouge" (validation ROUGE-L, the untuned start
+    # included: readpvla.tasks.vls.transfer.finetune)
+    select: str = "loss"
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_test", "steps", "batch_size", "num_beams", "bottleneck",
@@ -65,6 +68,8 @@ class TransferConfig:
             raise ValueError(f"pvla_weight must be a finite number >= 0, got {self.pvla_weight!r}")
         if not 0 < self.pvla_mass <= 1:
             raise ValueError(f"pvla_mass must be in (0, 1], got {self.pvla_mass!r}")
+        if self.select not in ("loss", "rouge"):
+            raise ValueError(f"select must be 'loss' or 'rouge', got {self.select!r}")
         for method, lr in self.learning_rates:
             if method not in METHODS or not (lr > 0 and math.isfinite(lr)):
                 raise ValueError(f"learning_rates: ({method!r}, {lr!r}) is not (a method of "

@@ -42,13 +42,17 @@ from readpvla.data.how2 import How2Collator, How2Sample, load_split
 from readpvla.train import fit
 
 from .data import StepBatches
-from .evaluate import METRICS, evaluate, validation_loss
+from .evaluate import METRICS, evaluate, validation_loss, validation_rouge
 from .loss import PVLASettings, vls_loss
 from .pretrain import DATA_ROOT, backbone_class, checkpoint_path, load_backbone
 from .rows import LABELS, METHODS, TransferConfig, method_config
 
 __all__ = ["TrainConfig", "TransferData", "finetune", "jobs", "load_transfer_data", "run",
            "run_transfer", "table_spec", "transfer_run"]
+
+
+#: model-selection rules of :func:`finetune`
+SELECT = ("loss", "rouge")
 
 
 @dataclass
@@ -68,8 +72,13 @@ class TrainConfig:
     pvla_iter: int = 1000  # Sinkhorn iterations (paper: 1000)
     pvla_layers: str = "all"  # "all" encoder layers up to the fusion layer, or "fusion" only
     time_limit_s: float | None = None  # stop early once this much wall time has passed
+    # model selection on validation: "loss" (the lowest validation loss among the evaluations)
+    # or "rouge" (the highest validation ROUGE-L of greedy summaries, the untuned start included)
+    select: str = "loss"
 
     def __post_init__(self) -> None:
+        if self.select not in SELECT:
+            raise ValueError(f"select must be one of {SELECT}, got {self.select!r}")
         for name in ("steps", "batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -93,34 +102,61 @@ def finetune(model: VisionGuidedSeq2Seq, train: Sequence[How2Sample], collate: H
     0, gradient norm clipped at ``cfg.max_grad_norm``.
 
     Loss: :func:`~.loss.vls_loss` (token cross-entropy, plus ``cfg.pvla_weight * L_PVLA``). With
-    ``val`` and ``cfg.eval_every``, the validation loss is measured every ``eval_every`` steps
-    (and at the end) and the trainable weights with the lowest one are restored at the end.
+    ``val`` and ``cfg.eval_every``, the model is scored on ``val`` every ``eval_every`` steps
+    (and at the end) and the best trainable weights are restored at the end: by validation loss
+    (``cfg.select="loss"``), or by validation ROUGE-L of greedy summaries
+    (``cfg.select="rouge"``, :func:`~.evaluate.validation_rouge`), where the untuned start is
+    scored too (step 0) and wins when no evaluation beats it: then the model leaves exactly as
+    it came (issue 15: a tuned row may not end below the untuned backbone unless it also does
+    on validation).
 
     Returns:
-        ``{"steps", "best_step", "best_val_loss" (inf without validation), "time_s",
-        "final_loss" (mean cross-entropy of the last 10 steps), "final_pvla", "history",
-        "ot_unconverged_steps"}``.
+        ``{"steps", "best_step" (0: the start won; -1: no validation), "best_val_loss" (inf
+        without validation by loss), "best_val_rouge" / "start_val_rouge" (with
+        ``select="rouge"``), "time_s", "final_loss" (mean cross-entropy of the last 10 steps),
+        "final_pvla", "history", "ot_unconverged_steps"}``.
     """
     if not train:
         raise ValueError("finetune needs at least one training sample")
     validate = bool(val) and cfg.eval_every > 0
+    by_rouge = validate and cfg.select == "rouge"
+    what = "val ROUGE-L" if by_rouge else "val loss"
     rows = (lambda row: log(f"step {row['step']}: train loss {row['train_ce']:.4f}"
-                            + (f"  val loss {-row['metric']:.4f}" if "metric" in row else "")
+                            + (f"  {what} {abs(row['metric']):.4f}" if "metric" in row else "")
                             )) if log else None
+    start, snapshot = None, None
+    if by_rouge:  # the untuned start is a candidate: score it, keep its trainable weights
+        start = validation_rouge(model, val, collate)
+        snapshot = {n: p.detach().clone() for n, p in model.named_parameters()
+                    if p.requires_grad}
+    eval_fn = None
+    if validate:
+        eval_fn = ((lambda m: validation_rouge(m, val, collate)) if by_rouge
+                   else (lambda m: -validation_loss(m, val, collate)))
     res = fit(model, partial(vls_loss, pvla=cfg.pvla()),
               StepBatches(train, collate, cfg.batch_size, seed), steps=cfg.steps, lr=cfg.lr,
               weight_decay=cfg.weight_decay, seed=seed, max_grad_norm=cfg.max_grad_norm,
               max_seconds=cfg.time_limit_s, warmup_steps=max(1, min(cfg.warmup, cfg.steps // 2)),
               schedule="linear", eval_every=cfg.eval_every if validate else None, log_every=10,
-              eval_fn=(lambda m: -validation_loss(m, val, collate)) if validate else None,
-              progress=False, desc="finetune", log=rows)
+              eval_fn=eval_fn, progress=False, desc="finetune", log=rows)
     model.train()
     last = res.history[-1] if res.history else {}
-    return {"steps": res.n_steps, "best_step": res.best_step if validate else -1,
-            "best_val_loss": -res.best_metric if res.best_metric is not None else math.inf,
-            "time_s": res.wall_time, "final_loss": last.get("train_ce"),
-            "final_pvla": last.get("train_pvla"), "history": res.history,
-            "ot_unconverged_steps": res.ot_unconverged_steps}
+    best_step = res.best_step if validate else -1
+    out = {"time_s": res.wall_time, "final_loss": last.get("train_ce"),
+           "final_pvla": last.get("train_pvla"), "history": res.history,
+           "ot_unconverged_steps": res.ot_unconverged_steps, "steps": res.n_steps}
+    if by_rouge:
+        best = res.best_metric
+        if best is None or not best > start:  # no evaluation beat the start: back to it
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    if n in snapshot:
+                        p.copy_(snapshot[n])
+            best_step, best = 0, start
+        return {**out, "best_step": best_step, "best_val_loss": math.inf,
+                "best_val_rouge": best, "start_val_rouge": start}
+    return {**out, "best_step": best_step,
+            "best_val_loss": -res.best_metric if res.best_metric is not None else math.inf}
 
 
 # -- one run ------------------------------------------------------------------------------------
@@ -165,7 +201,8 @@ def transfer_run(data: TransferData, method: str, seed: int, config: TransferCon
     tcfg = TrainConfig(steps=config.steps, batch_size=config.batch_size,
                        lr=config.lr(method) if lr is None else lr, eval_every=config.eval_every,
                        pvla_weight=config.pvla_weight if method == "read-pvla" else 0.0,
-                       pvla_mass=config.pvla_mass, pvla_iter=config.pvla_iter)
+                       pvla_mass=config.pvla_mass, pvla_iter=config.pvla_iter,
+                       select=config.select)
     with warnings.catch_warnings():  # counted in the record instead of a warning per run
         warnings.simplefilter("ignore", ot.ConvergenceWarning)
         hist = finetune(model, data.train, data.collate, tcfg, seed=seed, val=data.val)
@@ -175,6 +212,8 @@ def transfer_run(data: TransferData, method: str, seed: int, config: TransferCon
               "per_item": {k: ev["per_sample"][k] for k in METRICS},
               "params": str(params), "trainable": params.trainable, "total": params.total,
               "steps": hist["steps"], "best_step": hist["best_step"],
+              **({k: hist[k] for k in ("best_val_rouge", "start_val_rouge")}
+                 if "start_val_rouge" in hist else {}),
               "train_time_s": hist["time_s"], "final_loss": hist["final_loss"],
               "final_pvla": hist["final_pvla"], "example": ev["predictions"][0]}
     if hist["ot_unconverged_steps"]:
