@@ -162,6 +162,12 @@ def _layout(a: Scores, b: Scores) -> tuple[list[str], list[int], dict[str, np.nd
     return splits, seeds, diffs
 
 
+def _resample_weights(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """``[n_boot, n]``: how often each of ``n`` things is drawn in each resample (with
+    replacement), divided by ``n`` (a resampled mean is ``weights @ values``)."""
+    return rng.multinomial(n, np.full(n, 1 / n), size=n_boot) / n
+
+
 def paired_bootstrap(a: Scores, b: Scores, *, n_boot: int = 2000, level: float = 0.95,
                      seed: int = 0) -> Interval:
     """Percentile interval of the mean difference ``a - b`` by a paired bootstrap over test
@@ -183,16 +189,14 @@ def paired_bootstrap(a: Scores, b: Scores, *, n_boot: int = 2000, level: float =
     """
     _check_level(level, n_boot)
     splits, seeds, diffs = _layout(a, b)
-    n_seeds = len(seeds)
     rng = np.random.default_rng(seed)
-    # seed weights: how often each seed is drawn, / S  -> (B, S)
-    seed_w = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot) / n_seeds
+    seed_w = _resample_weights(rng, len(seeds), n_boot)  # (B, S)
     total = np.zeros(n_boot)
     observed = 0.0
     for p in splits:
         d = diffs[p]  # (S, n_p)
         n = d.shape[1]
-        item_w = rng.multinomial(n, np.full(n, 1 / n), size=n_boot) / n  # (B, n_p)
+        item_w = _resample_weights(rng, n, n_boot)  # (B, n_p)
         per_seed = item_w @ d.T  # (B, S): mean over the resampled items, per seed
         total += (per_seed * seed_w).sum(axis=1)
         observed += float(d.mean(axis=1).mean())
@@ -253,16 +257,15 @@ def paired_bootstrap_hm(a: tuple[Scores, Scores], b: tuple[Scores, Scores], *,
     parts = [(_stacked(a[i], splits, seeds, f"part {i}"), _stacked(b[i], splits, seeds,
                                                                    f"part {i}"))
              for i in range(2)]
-    n_seeds = len(seeds)
     rng = np.random.default_rng(seed)
-    seed_w = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot) / n_seeds
+    seed_w = _resample_weights(rng, len(seeds), n_boot)  # (B, S)
     total = np.zeros(n_boot)
     observed = 0.0
     for p in splits:
         means_boot, means_obs = [], []
         for xa, xb in ((parts[0][0][p], parts[0][1][p]), (parts[1][0][p], parts[1][1][p])):
             n = xa.shape[1]
-            w = rng.multinomial(n, np.full(n, 1 / n), size=n_boot) / n  # (B, n)
+            w = _resample_weights(rng, n, n_boot)  # (B, n)
             means_boot.append((w @ xa.T, w @ xb.T))  # (B, S) per row
             means_obs.append((xa.mean(axis=1), xb.mean(axis=1)))  # (S,) per row
         (xa_b, xb_b), (ya_b, yb_b) = means_boot

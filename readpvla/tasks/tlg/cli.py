@@ -54,6 +54,15 @@ def pretrain_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _data_and_grid_arguments(ap: cli.Parser) -> None:
+    """``--data``, ``--checkpoint`` and the grid options every TLG table command shares."""
+    ap.add_argument("--data", type=cli.existing_dir,
+                    help="target splits folder (default data_samples/tlg)")
+    ap.add_argument("--checkpoint", type=cli.existing_dir,
+                    help="backbone checkpoint folder (default the shipped one)")
+    cli.add_grid_arguments(ap)
+
+
 def transfer_main(argv: list[str] | None = None) -> int:
     """``readpvla transfer-tlg [--backbone B] [--methods M ...] [--domains D ...] [--seeds S ...]
     [--full] [--ablations] [--sensitivity] [--out DIR] [--executor local|ray] [--workers N] [--address A]
@@ -72,11 +81,7 @@ def transfer_main(argv: list[str] | None = None) -> int:
                     help="also READ-PVLA's sensitivity table (lambda, mass, k, cell, lr; one "
                          "knob at a time, vs the adapter): sensitivity_BACKBONE.md")
     ap.add_argument("--out", default="runs/tlg_transfer")
-    ap.add_argument("--data", type=cli.existing_dir,
-                    help="target splits folder (default data_samples/tlg)")
-    ap.add_argument("--checkpoint", type=cli.existing_dir,
-                    help="backbone checkpoint folder (default the shipped one)")
-    cli.add_grid_arguments(ap)
+    _data_and_grid_arguments(ap)
     a = ap.parse_args(argv)
     out = Path(a.out)
     cli.check_grid_arguments(a, ap, [out / "runs_table1.jsonl"]
@@ -122,11 +127,7 @@ def tune_main(argv: list[str] | None = None) -> int:
                     help="seeds of the test runs (tuning uses seed 0)")
     ap.add_argument("--tune-only", action="store_true", help="stop after the selection")
     ap.add_argument("--out", default="runs/tlg_tuning")
-    ap.add_argument("--data", type=cli.existing_dir,
-                    help="target splits folder (default data_samples/tlg)")
-    ap.add_argument("--checkpoint", type=cli.existing_dir,
-                    help="backbone checkpoint folder (default the shipped one)")
-    cli.add_grid_arguments(ap)
+    _data_and_grid_arguments(ap)
     a = ap.parse_args(argv)
     out = Path(a.out)
     cli.check_grid_arguments(a, ap, [out / f"runs_tuning_tlg_{a.backbone}.jsonl"]
