@@ -11,6 +11,7 @@ import pytest
 import torch
 from tlg_toy import TINY_SETTINGS, make_toy
 
+from readpvla import experiment as ex
 from readpvla import ot
 from readpvla.backbones.checkpoint import load_backbone
 from readpvla.data import collate_tlg, load_tlg
@@ -86,7 +87,7 @@ STUDIES = sorted([*RESULTS.glob("seeds10_*.json"), *RESULTS.glob("probe_alignmen
 def test_shipped_studies_follow_from_their_runs(path):
     """Every cell and interval of the 10-seed Table 1 and of the alignment probe is what the runs
     stored beside it give; every (row, domain, seed) is there."""
-    from readpvla import experiment as ex
+
 
     payload = json.loads(path.read_text())
     spec = ex.verify_table(payload, path.with_suffix(".md").read_text())
@@ -174,3 +175,31 @@ def test_probe_order_runs_both_backbones_and_contrasts_them(toy_kinds, tmp_path)
         tlg.probe_order({"a": ck["aware"]}, out_dir=None)
     with pytest.raises(ValueError, match="must include 'Adapter'"):
         tlg.probe_order(ck, ("READ",), out_dir=None)
+
+
+RESULTS = tlg.default_data_dir() / "results"
+
+
+@pytest.mark.skipif(not (RESULTS / "probe_order.json").is_file(), reason="not shipped")
+def test_shipped_order_probe_follows_from_its_runs_and_its_blind_backbone_is_blind():
+    payload = json.loads((RESULTS / "probe_order.json").read_text())
+    assert list(payload["tables"]) == ["order-aware", "order-blind"]
+    records = {}
+    for name, table in payload["tables"].items():
+        records[name] = table["runs"]
+        again = ex.summarize(table["runs"], ex.spec_of(table), table["seeds"])
+        assert again == table["rows"], name
+        assert len(table["runs"]) == 3 * 6 * 3  # rows x domains x seeds
+    for label, c in payload["contrasts"].items():
+        row = label.split(" - ")[0]
+        for kind, metric in (("temporal", tlg.TEMPORAL_METRIC), ("plain", tlg.PLAIN_METRIC)):
+            iv = probes._contrast(records, row, "Adapter", "order-blind", "order-aware", metric,
+                                  payload["seeds"])
+            assert iv.as_dict() == c[kind], (label, kind)
+    blind = load_backbone(tlg.default_data_dir() / "checkpoints" / "crossmodal-orderblind").eval()
+    assert blind.config.video_positions is False
+    v, t = torch.randn(1, 9, 128), torch.randn(1, 5, 384)
+    perm = torch.randperm(9)
+    with torch.no_grad():
+        a, b = blind(v, None, t, None), blind(v[:, perm], None, t, None)
+    assert torch.allclose(a.saliency[:, perm], b.saliency, atol=1e-4)

@@ -135,7 +135,9 @@ def pretrain(backbone: str = "crossmodal", data_dir: str | Path | None = None,
                        "optimizer": "AdamW"},
             "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "seconds": round(time.perf_counter() - t0, 1), "source_val": val_metrics,
-            "command": f"readpvla pretrain-tlg --backbone {backbone} --out {Path(out).as_posix()}",
+            "command": f"readpvla pretrain-tlg --backbone {backbone} "
+                       + ("--no-video-positions " if config.get("video_positions") is False
+                          else "") + f"--out {Path(out).as_posix()}",
         })
     return model, result
 
