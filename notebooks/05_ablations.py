@@ -318,6 +318,12 @@ else:
           "--sensitivity")
 
 # %% [markdown]
+# Measured (cross-modal backbone, 6 domains x 3 seeds): **no setting puts READ-PVLA ahead of
+# the adapter.** The best of the 16, mass 0.35, is -0.82 [-2.91, +1.29]; Table 1's setting
+# -1.56 [-3.37, +0.29]; most others are below with intervals that exclude 0 (k = 16 -5.02,
+# the rate x 3 -6.31). The deficit is not an artefact of one badly chosen knob.
+
+# %% [markdown]
 # ## 5.7 Equal effort: every row tuned the same way, and the Pareto frontier
 # A table compares methods fairly only if each got the same chance to be good. The protocol
 # (`readpvla.experiment.tuning`, `readpvla tune-tlg`): each row with a size knob (READ's and the

@@ -203,3 +203,19 @@ def test_shipped_order_probe_follows_from_its_runs_and_its_blind_backbone_is_bli
     with torch.no_grad():
         a, b = blind(v, None, t, None), blind(v[:, perm], None, t, None)
     assert torch.allclose(a.saliency[:, perm], b.saliency, atol=1e-4)
+
+
+@pytest.mark.skipif(not (RESULTS / "sensitivity_crossmodal.json").is_file(), reason="not shipped")
+def test_shipped_sensitivity_table_follows_from_its_runs():
+    payload = json.loads((RESULTS / "sensitivity_crossmodal.json").read_text())
+    md = (RESULTS / "sensitivity_crossmodal.md").read_text()
+    ex.verify_table(payload, md)
+    assert [r["row"] for r in payload["rows"].values()] == tlg.sensitivity_rows()
+    assert payload["delta"]["reference"] == tlg.SENSITIVITY_REFERENCE
+    runs = {(r["row"], r["split"], r["seed"]): r for r in payload["runs"]}
+    assert len(runs) == len(tlg.sensitivity_rows()) * 6 * 3
+    # each setting reached its run: lambda and mass in the record, the rate scaled
+    assert runs[("READ-PVLA (lambda=1)", "dog", 0)]["lam"] == 1.0
+    assert runs[("READ-PVLA (mass=0.2)", "dog", 0)]["mass"] == 0.2
+    assert runs[("READ-PVLA (lr x3)", "dog", 0)]["lr"] == pytest.approx(
+        3 * runs[("READ-PVLA", "dog", 0)]["lr"])
