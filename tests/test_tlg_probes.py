@@ -87,8 +87,6 @@ STUDIES = sorted([*RESULTS.glob("seeds10_*.json"), *RESULTS.glob("probe_alignmen
 def test_shipped_studies_follow_from_their_runs(path):
     """Every cell and interval of the 10-seed Table 1 and of the alignment probe is what the runs
     stored beside it give; every (row, domain, seed) is there."""
-
-
     payload = json.loads(path.read_text())
     spec = ex.verify_table(payload, path.with_suffix(".md").read_text())
     assert len(payload["splits"]) == 6
@@ -177,7 +175,6 @@ def test_probe_order_runs_both_backbones_and_contrasts_them(toy_kinds, tmp_path)
         tlg.probe_order(ck, ("READ",), out_dir=None)
 
 
-RESULTS = tlg.default_data_dir() / "results"
 
 
 @pytest.mark.skipif(not (RESULTS / "probe_order.json").is_file(), reason="not shipped")
