@@ -436,7 +436,8 @@ if fig.data:
 #   READ-PVLA (22.96), LoRA and the adapters (21.4-22.1) are above MSTA + L_CC with intervals
 #   that exclude 0; on `spatiotemporal` the same (MSTA + L_CC 19.75, zero-shot 19.47, LoRA
 #   25.44, Full 25.26, READ 24.67). Few-shot K = 16 top-1 (`frames`): MSTA 13.19 against
-#   zero-shot 11.28 and Full 18.29. Zero-shot to 4 unseen classes: every row within noise of
+#   zero-shot 11.28 and Full 18.29; fully supervised the same ranking (Full 17.48, LoRA 16.44,
+#   READ 16.38, MSTA + L_CC 12.67). Zero-shot to 4 unseen classes: every row within noise of
 #   the untrained backbone (41.67; intervals of about +-10 points on 32 videos per domain).
 #   At the logged $\lambda = 0.005$ the adapter hardly moves in
 #   the tables' 36-72 steps; $\lambda = 0.05$ lifts MSTA + L_CC's HM to 20.40 (+1.51 [-0.53,
