@@ -143,6 +143,12 @@ def test_select_by_validation_rouge_includes_the_untuned_start(t5, lr):
         assert hist["best_step"] == 0 and same
     with pytest.raises(ValueError, match="select must be one of"):
         TrainConfig(select="bleu")
+    with pytest.raises(ValueError, match="metric must be one of"):
+        validation_rouge(model, val, collate, metric="bleu")
+    from readpvla.tasks.vls import TransferConfig
+
+    with pytest.raises(ValueError, match="select must be 'loss' or 'rouge'"):
+        TransferConfig(select="bleu")
 
 
 def test_pvla_gradient_reaches_the_encoder_adapters(bart):
