@@ -179,6 +179,12 @@ def _tune_tlg(args: argparse.Namespace, rest: list[str]) -> int:
     return tune_main(rest)
 
 
+def _tune_vls(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.tasks.vls import tune_main
+
+    return tune_main(rest)
+
+
 def _pretrain_tlg(args: argparse.Namespace, rest: list[str]) -> int:
     from readpvla.tasks.tlg import pretrain_main
 
@@ -293,6 +299,8 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
                  _tune_tlg),
     "pretrain-vls": ("pretrain VG-BART / VG-T5 on the synthetic How2 source split", _pretrain_vls),
     "transfer-vls": ("low-resource VLS transfer, all methods (Tables 4/5)", _transfer_vls),
+    "tune-vls": ("VLS equal-effort tuning (size x lr on validation ROUGE-L), Pareto points, table",
+                 _tune_vls),
     "pretrain-videoclip": ("pretrain the offline video CLIP on the rendered source split",
                            _pretrain_videoclip),
     "transfer-retrieval": ("text-video retrieval transfer on the rendered target domains",

@@ -190,3 +190,58 @@ def test_sensitivity_rows_move_one_knob_and_reach_the_run(toy, tmp_path):
         tlg.sensitivity_rows(["tau"])
     with pytest.raises(ValueError, match="mass must be None or in"):
         tlg.Variant("x", "read", mass=1.5)
+
+
+def test_vls_sized_rows_round_trip_and_refuse_bad_names():
+    from readpvla.tasks import vls
+
+    assert vls.sized_row("read-pvla", 8) == "read-pvla (bottleneck=8)"
+    assert vls.sized_row("read", 4) == "read" and vls.sized_row("lora", 4) == "lora"
+    for row, want in (("lora (r=2)", ("lora", 2)), ("prompt (n_tokens=20)", ("prompt", 20)),
+                      ("full", ("full", None))):
+        assert vls.parse_row(row) == want
+    assert vls.method_config("lora", size=2).alpha == 4.0  # alpha = 2 r
+    assert vls.method_config("read-pvla", size=8).bottleneck == 8
+    assert vls.row_label("read-pvla (bottleneck=8)") == "READ-PVLA (bottleneck=8)"
+    for bad in ("lora (bottleneck=2)", "lora (r=0)", "lora (r=2", "nope"):
+        with pytest.raises(ValueError, match="VLS row"):
+            vls.parse_row(bad)
+    with pytest.raises(ValueError, match="no size knob"):
+        vls.sized_row("full", 4)
+
+
+def test_vls_tune_then_pareto(tmp_path):
+    from readpvla.tasks import vls
+
+    cfg = vls.TransferConfig(n_train=16, n_test=4, n_val=4, steps=2, batch_size=8, eval_every=1,
+                             num_beams=1, select="rouge")
+    sel = vls.tune("bart", ["bias", "read-pvla"], tmp_path, config=cfg, factors=(1.0, 3.0),
+                   sizes={"read": (2, 4)}, progress=False)
+    assert sel["budget"] == {"Bias": 4, "READ-PVLA": 4}  # same number of runs for both rows
+    runs = [json.loads(x)["record"] for x in (tmp_path / "runs_tuning_vls_bart.jsonl")
+            .read_text().splitlines()]
+    assert len(runs) == 8 and all("test" not in r and "per_item" not in r for r in runs)
+    for c in sel["candidates"]:  # the score is the run's validation ROUGE-L, its lr the factor's
+        r = next(r for r in runs if r["row"] == c["variant"]
+                 and r["split"] == f"val lr×{c['factor']:.4g}")
+        assert c["val"] == pytest.approx(r["val"]["rougeL"], abs=1e-4)
+        assert r["lr"] == pytest.approx(c["lr"])
+    assert {c["variant"] for c in sel["candidates"] if c["row"] == "READ-PVLA"} == {
+        "read-pvla (bottleneck=2)", "read-pvla"}
+    out = vls.pareto("bart", tmp_path / "tuning_vls_bart.json", seeds=(0, 1), out_dir=tmp_path,
+                     progress=False)
+    assert sorted((p["row"], p["size"]) for p in out["points"]) == [
+        ("Bias", None), ("READ-PVLA", 2), ("READ-PVLA", 4)]
+    assert any(p["frontier"] for p in out["points"])
+    table = json.loads((tmp_path / "vls_tuned_bart.json").read_text())
+    assert [r["row"] for r in table["rows"].values()] == [
+        sel["chosen"]["Bias"]["variant"], sel["chosen"]["READ-PVLA"]["variant"]]
+    assert table["delta"]["reference"] == sel["chosen"]["READ-PVLA"]["variant"]
+    point = next(p for p in out["points"] if p["chosen"] and p["row"] == "Bias")
+    assert table["rows"]["Bias"]["cells"]["R1"]["mean"] == pytest.approx(point["mean"], abs=0.01)
+    with pytest.raises(ValueError, match="select='rouge'"):
+        vls.tune("bart", ["bias"], tmp_path, config=vls.TransferConfig.medium())
+    with pytest.raises(ValueError, match="covers the methods"):
+        vls.tune("bart", ["nope"], tmp_path, config=cfg)
+    with pytest.raises(ValueError, match="is for backbone 'bart'"):
+        vls.pareto("t5", sel, out_dir=tmp_path)

@@ -30,14 +30,15 @@ found a good rate.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FACTORS", "SIZES", "SIZE_KNOBS", "Candidate", "candidates", "choose", "pareto_front",
-           "row_factors", "size_overrides"]
+__all__ = ["FACTORS", "SIZES", "SIZE_KNOBS", "Candidate", "candidates", "choose",
+           "finite_or_zero", "pareto_front", "points", "row_factors", "selection", "size_overrides",
+           "sized_points"]
 
 #: the config field that sets each method's size (methods not listed have none)
 SIZE_KNOBS: dict[str, str] = {"read": "bottleneck", "adapter": "bottleneck", "lora": "r",
@@ -171,3 +172,98 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
             front.append(i)
             best = pts[i][1]
     return front
+
+
+# -- the task-independent bookkeeping of a tuning run and of its Pareto runs ---------------------
+def finite_or_zero(v: Any) -> float:
+    """A run's score as a float; a run without a finite score (diverged, or no validation)
+    scores 0: counted against its candidate, not skipped."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return 0.0
+    return float(v)
+
+
+def selection(scores: Mapping[Candidate, float], label: Callable[[Candidate], str],
+              lr: Callable[[Candidate], float],
+              parts: Mapping[Candidate, Mapping[str, float]] | None = None) -> dict[str, Any]:
+    """Step 3 of the protocol as a record: every candidate's score, the choice per row
+    (:func:`choose`), each size's best factor (the Pareto runs use it) and the number of runs
+    per row (the budget; equal for every row by construction).
+
+    Args:
+        scores: each candidate's validation score (mean over the task's tuning domains).
+        label: the table row of a candidate's size (e.g. ``"READ (bottleneck=8)"``).
+        lr: the learning rate a candidate trained with.
+        parts: optional per-domain scores of each candidate, stored beside the mean.
+
+    Returns:
+        ``{"candidates": [{"row", "size", "factor", "lr", "variant", "val"[, "per_domain"]}],
+        "chosen": {row: {"size", "factor", "variant", "lr", "val"}}, "best_per_size": {row:
+        {str(size): factor}}, "budget": {row: runs}}``.
+    """
+    table = []
+    for c, v in scores.items():
+        item = {"row": c.row, "size": c.size, "factor": c.factor, "lr": lr(c),
+                "variant": label(c), "val": round(v, 4)}
+        if parts is not None:
+            item["per_domain"] = {d: round(x, 4) for d, x in parts[c].items()}
+        table.append(item)
+    chosen = choose(scores)
+    best_size: dict[str, dict[str, float]] = {}
+    for row in dict.fromkeys(c.row for c in scores):
+        for size in dict.fromkeys(c.size for c in scores if c.row == row):
+            sub = {c: v for c, v in scores.items() if c.row == row and c.size == size}
+            best_size.setdefault(row, {})[str(size)] = choose(sub)[row].factor
+    return {"candidates": table, "best_per_size": best_size,
+            "budget": {row: sum(c.row == row for c in scores) for row in chosen},
+            "chosen": {row: {"size": c.size, "factor": c.factor, "variant": label(c),
+                             "lr": lr(c), "val": round(scores[c], 4)}
+                       for row, c in chosen.items()}}
+
+
+def sized_points(best_per_size: Mapping[str, Mapping[str, float]]
+                 ) -> list[tuple[str, int | None, float]]:
+    """The Pareto runs' settings of a :func:`selection`: ``(row, size, factor)`` for every row
+    and size, at that size's best factor on validation."""
+    return [(row, None if s == "None" else int(s), float(f))
+            for row, per in best_per_size.items() for s, f in per.items()]
+
+
+def points(variants: Mapping[str, tuple[str, int | None, float]], records: Sequence[dict],
+           seeds: Sequence[int], metric: Callable[[dict], float], chosen: Mapping[str, str]
+           ) -> list[dict[str, Any]]:
+    """The accuracy-vs-trainable-parameters points of the Pareto runs.
+
+    Args:
+        variants: ``{row label of the runs: (row, size, factor)}``.
+        records: the runs (``"row"``, ``"seed"``, ``"trainable"``, ``"total"`` and the metric).
+        seeds: a point's score is the mean over seeds of the seed's mean over its runs (the
+            task's domains); ``std`` the sample std over seeds.
+        metric: a record's test score.
+        chosen: ``{row: the variant the protocol chose}``.
+
+    Returns:
+        ``[{"row", "size", "factor", "variant", "trainable", "total", "mean", "std", "chosen",
+        "frontier"}]`` (:func:`pareto_front`).
+
+    Raises:
+        ValueError: a variant or a (variant, seed) without runs.
+    """
+    out = []
+    for label, (row, size, factor) in variants.items():
+        rs = [r for r in records if r["row"] == label and "error" not in r]
+        per_seed = []
+        for s in seeds:
+            xs = [metric(r) for r in rs if int(r["seed"]) == int(s)]
+            if not xs:
+                raise ValueError(f"no finished run of {label!r} with seed {s}")
+            per_seed.append(float(sum(xs) / len(xs)))
+        out.append({"row": row, "size": size, "factor": factor, "variant": label,
+                    "trainable": rs[0]["trainable"], "total": rs[0]["total"],
+                    "mean": round(float(np.mean(per_seed)), 4),
+                    "std": round(float(np.std(per_seed, ddof=1)), 4) if len(per_seed) > 1
+                    else None, "chosen": chosen.get(row) == label})
+    front = set(pareto_front([(p["trainable"], p["mean"]) for p in out]))
+    for i, p in enumerate(out):
+        p["frontier"] = i in front
+    return out

@@ -27,8 +27,6 @@ row, |sizes| x |factors| = 12 per domain); the test runs use every seed.
 from __future__ import annotations
 
 import json
-import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -106,32 +104,18 @@ def tune(backbone: str = "crossmodal", rows: Sequence[str] = TABLE1_ROWS,
                          executor, workers, address, resume, progress, verbose)
     by_key = {(r["row"], r["split"]): r for r in records}
     scores: dict[tuning.Candidate, float] = {}
-    table = []
+    parts: dict[tuning.Candidate, dict[str, float]] = {}
     for c in dict.fromkeys(c for c, _ in pairs):
         label = sized_label(c.row, c.size)
-        per = {d: by_key[(label, _split(d, c.factor))].get("val_best") for d in domains}
-        # a run without a finite validation score (diverged) scores 0: counted, not skipped
-        per = {d: (float(v) if isinstance(v, int | float) and math.isfinite(v) else 0.0)
-               for d, v in per.items()}
-        scores[c] = _mean(list(per.values()))
-        table.append({"row": c.row, "size": c.size, "factor": c.factor,
-                      "lr": HPARAMS[c.method]["lr"] * settings.lr_scale * c.factor,
-                      "variant": label, "val": round(scores[c], 4),
-                      "per_domain": {d: round(v, 4) for d, v in per.items()}})
-    chosen = tuning.choose(scores)
-    best_size: dict[str, dict[str, float]] = {}
-    for row in dict.fromkeys(c.row for c in scores):
-        for size in dict.fromkeys(c.size for c in scores if c.row == row):
-            sub = {c: v for c, v in scores.items() if c.row == row and c.size == size}
-            best_size.setdefault(row, {})[str(size)] = tuning.choose(sub)[row].factor
-    n_runs = {row: sum(c.row == row for c in scores) for row in chosen}
+        parts[c] = {d: tuning.finite_or_zero(by_key[(label, _split(d, c.factor))].get("val_best"))
+                    for d in domains}
+        scores[c] = _mean(list(parts[c].values()))
     sel = {"backbone": backbone, "domains": domains, "metric": f"validation {TABLE_METRIC} "
            "(best epoch), mean over domains, seed 0", "settings": {**asdict(settings), "lam": lam},
-           "factors": list(factors), "budget": n_runs,
-           "candidates": table, "best_per_size": best_size, "wall_seconds": round(wall, 1),
-           "chosen": {row: {"size": c.size, "factor": c.factor, "variant": sized_label(row, c.size),
-                            "lr": HPARAMS[c.method]["lr"] * settings.lr_scale * c.factor,
-                            "val": round(scores[c], 4)} for row, c in chosen.items()}}
+           "factors": list(factors), "wall_seconds": round(wall, 1),
+           **tuning.selection(scores, lambda c: sized_label(c.row, c.size),
+                              lambda c: HPARAMS[c.method]["lr"] * settings.lr_scale * c.factor,
+                              parts)}
     ex.write_json(out_dir / f"tuning_tlg_{backbone}.json", sel)
     return sel
 
@@ -154,30 +138,17 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
     domains, seeds, settings, lam = _resolve_common(backbone, selection["domains"], seeds, True,
                                                     settings)
     grid, point_of = [], {}
-    for row, per_size in selection["best_per_size"].items():
-        for size_s, factor in per_size.items():
-            size = None if size_s == "None" else int(size_s)
-            label = sized_label(row, size)
-            s = replace(settings, lr_scale=settings.lr_scale * factor)
-            grid += jobs(backbone, [label], domains, seeds, s, data_dir, checkpoint, device)
-            point_of[label] = (row, size, factor)
+    for row, size, factor in tuning.sized_points(selection["best_per_size"]):
+        label = sized_label(row, size)
+        s = replace(settings, lr_scale=settings.lr_scale * factor)
+        grid += jobs(backbone, [label], domains, seeds, s, data_dir, checkpoint, device)
+        point_of[label] = (row, size, factor)
     out_dir = ex.check_writable(out_dir)
     records, wall = _run(grid, out_dir / f"runs_pareto_tlg_{backbone}.jsonl", executor, workers,
                          address, resume, progress, verbose)
-    points = []
-    for label, (row, size, factor) in point_of.items():
-        rs = [r for r in records if r["row"] == label]
-        per_seed = [_mean([r["test"][TABLE_METRIC] for r in rs if int(r["seed"]) == s])
-                    for s in seeds]
-        points.append({"row": row, "size": size, "factor": factor, "variant": label,
-                       "trainable": rs[0]["trainable"], "total": rs[0]["total"],
-                       "mean": round(_mean(per_seed), 4),
-                       "std": round(statistics.stdev(per_seed), 4) if len(per_seed) > 1 else None,
-                       "chosen": selection["chosen"][row]["variant"] == label})
-    front = set(tuning.pareto_front([(p["trainable"], p["mean"]) for p in points]))
-    for i, p in enumerate(points):
-        p["frontier"] = i in front
     chosen_labels = {row: c["variant"] for row, c in selection["chosen"].items()}
+    points = tuning.points(point_of, records, seeds, lambda r: r["test"][TABLE_METRIC],
+                           chosen_labels)
     note = (_note(backbone, settings, seeds, lam) + " Equal effort: every row at the size and "
             "learning rate the tuning protocol chose on the validation split "
             "(readpvla.experiment.tuning; tuning_tlg_" + backbone + ".json).")

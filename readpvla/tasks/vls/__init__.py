@@ -23,7 +23,7 @@ The parts, as in every task (:mod:`readpvla.tasks`): :mod:`.data`, :mod:`.loss`,
 :mod:`.evaluate`, :mod:`.pretrain`, :mod:`.rows`, :mod:`.transfer`, :mod:`.cli`.
 """
 
-from .cli import main, pretrain_main, transfer_main
+from .cli import main, pretrain_main, transfer_main, tune_main
 from .data import StepBatches, default_data_dir, model_inputs, to_device
 from .evaluate import METRICS, evaluate, per_sample_rouge, summarize, validation_loss
 from .loss import PVLASettings, pvla_term, vls_loss
@@ -37,7 +37,16 @@ from .pretrain import (
     load_backbone,
     pretrain,
 )
-from .rows import LABELS, LEARNING_RATES, METHODS, TransferConfig, method_config
+from .rows import (
+    LABELS,
+    LEARNING_RATES,
+    METHODS,
+    TransferConfig,
+    method_config,
+    parse_row,
+    row_label,
+    sized_row,
+)
 from .transfer import (
     TrainConfig,
     TransferData,
@@ -49,13 +58,16 @@ from .transfer import (
     table_spec,
     transfer_run,
 )
+from .tuning import candidate_jobs, pareto, tune
 
 __all__ = [
-    "BACKBONES", "DATA_ROOT", "LABELS", "LEARNING_RATES", "METHODS", "METRICS", "PRETRAIN_STEPS",
+    "BACKBONES", "DATA_ROOT", "candidate_jobs", "pareto", "parse_row", "row_label", "sized_row",
+    "tune", "LABELS", "LEARNING_RATES", "METHODS", "METRICS", "PRETRAIN_STEPS",
     "PVLASettings", "PretrainConfig", "StepBatches", "TrainConfig", "TransferConfig",
     "TransferData", "backbone_class", "checkpoint_path", "default_data_dir", "evaluate",
     "finetune", "jobs", "load_backbone", "load_transfer_data", "main", "method_config",
     "model_inputs", "per_sample_rouge", "pretrain", "pretrain_main", "pvla_term", "run",
     "run_transfer", "summarize", "table_spec", "to_device", "transfer_main", "transfer_run",
+    "tune_main",
     "validation_loss", "vls_loss",
 ]

@@ -13,7 +13,7 @@ from .pretrain import BACKBONES, PretrainConfig, pretrain
 from .rows import METHODS, TransferConfig
 from .transfer import run_transfer
 
-__all__ = ["main", "pretrain_main", "transfer_main"]
+__all__ = ["main", "pretrain_main", "transfer_main", "tune_main"]
 
 
 def pretrain_main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +73,42 @@ def transfer_main(argv: Sequence[str] | None = None) -> int:
                        threads=a.threads, device=a.device, workers=a.workers,
                        executor=a.executor, address=a.address, resume=a.resume, progress=True)
     print(rep["markdown"])
+    return 0
+
+
+def tune_main(argv: Sequence[str] | None = None) -> int:
+    """``readpvla tune-vls [--backbone B] [--methods M ...] [--seeds S ...] [--tune-only]
+    [--out DIR] [--executor local|ray] [--workers N] [--resume | --overwrite]``: the
+    equal-effort protocol (:mod:`readpvla.tasks.vls.tuning`), then the test runs of every size
+    (the Pareto points) and the table at the chosen settings."""
+    import json
+
+    from .tuning import pareto, tune
+
+    t = cli.Parser(prog="readpvla tune-vls",
+                   description="Equal effort per method: size x learning rate chosen on "
+                               "validation ROUGE-L with the same number of runs for every row, "
+                               "then every size on the test split (Pareto points) and the table "
+                               "at the chosen settings.")
+    t.add_argument("--backbone", choices=sorted(BACKBONES), default="bart")
+    t.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    t.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1, 2],
+                   help="seeds of the test runs (tuning uses seed 0)")
+    t.add_argument("--tune-only", action="store_true", help="stop after the selection")
+    t.add_argument("--out", default="runs/vls_tuning")
+    cli.add_grid_arguments(t)
+    a = t.parse_args(argv)
+    out = Path(a.out)
+    cli.check_grid_arguments(a, t, [out / f"runs_tuning_vls_{a.backbone}.jsonl"]
+                             + ([] if a.tune_only else [out / f"runs_pareto_vls_{a.backbone}.jsonl"]))
+    check_writable(out)
+    common = {"device": a.device, "workers": a.workers, "executor": a.executor,
+              "address": a.address, "resume": a.resume}
+    sel = tune(a.backbone, a.methods, out, **common)
+    print(json.dumps(sel["chosen"], indent=2))
+    if not a.tune_only:
+        pareto(a.backbone, sel, a.seeds, out, **common)
+        print((out / f"vls_tuned_{a.backbone}.md").read_text(encoding="utf-8"))
     return 0
 
 

@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LABELS", "LEARNING_RATES", "METHODS", "TransferConfig", "method_config"]
+__all__ = ["LABELS", "LEARNING_RATES", "METHODS", "PEFT_METHOD", "TransferConfig", "method_config",
+           "parse_row", "row_label", "sized_row"]
 
 #: the rows of Tables 4 / 5, in the paper's order (READ alone added before READ-PVLA)
 METHODS = ("full", "partial", "bias", "proj", "lora", "prompt", "adapter", "read", "read-pvla")
@@ -20,17 +21,72 @@ LEARNING_RATES = {"full": 1e-3, "partial": 3e-3, "bias": 3e-2, "proj": 3e-3, "lo
                   "prompt": 1e-1, "adapter": 1e-2, "read": 3e-2, "read-pvla": 3e-2}
 
 
-def method_config(method: str, bottleneck: int = 4) -> Any:
-    """The :mod:`readpvla.peft` config of a table row (``"read-pvla"`` is READ + the PVLA loss)."""
+#: the :mod:`readpvla.peft` method of each row (READ-PVLA is READ plus a loss term)
+PEFT_METHOD = {m: ("read" if m == "read-pvla" else m) for m in METHODS}
+
+
+def method_config(method: str, bottleneck: int = 4, size: int | None = None) -> Any:
+    """The :mod:`readpvla.peft` config of a table row (``"read-pvla"`` is READ + the PVLA loss);
+    ``size`` (the equal-effort protocol's, :mod:`readpvla.experiment.tuning`) overrides the
+    method's size knob, ``bottleneck`` included."""
+    import dataclasses
+
     import readpvla.peft as peft
+    from readpvla.experiment import tuning
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     if method in ("read", "read-pvla"):
-        return peft.READConfig(bottleneck=bottleneck, cell="rnn")
-    if method == "adapter":
-        return peft.AdapterConfig(bottleneck=bottleneck)
-    return peft.METHODS[method]()
+        cfg = peft.READConfig(bottleneck=bottleneck, cell="rnn")
+    elif method == "adapter":
+        cfg = peft.AdapterConfig(bottleneck=bottleneck)
+    else:
+        cfg = peft.METHODS[method]()
+    return dataclasses.replace(cfg, **dict(tuning.size_overrides(PEFT_METHOD[method], size)))
+
+
+def sized_row(method: str, size: int | None, bottleneck: int = 4) -> str:
+    """The grid row of ``method`` at ``size``: ``method`` itself for None or the size the tables
+    use (``bottleneck`` for READ / the adapter, the config default otherwise), else
+    ``"<method> (<knob>=<size>)"`` (:func:`parse_row` reads it back)."""
+    from readpvla.experiment import tuning
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if size is None:
+        return method
+    knob = tuning.SIZE_KNOBS.get(PEFT_METHOD[method])
+    if knob is None:
+        raise ValueError(f"method {method!r} has no size knob")
+    if size == getattr(method_config(method, bottleneck), knob):
+        return method
+    tuning.size_overrides(PEFT_METHOD[method], size)  # checks the size
+    return f"{method} ({knob}={size})"
+
+
+def parse_row(row: str) -> tuple[str, int | None]:
+    """``(method, size)`` of a grid row of :func:`sized_row` (size None: the tables' size)."""
+    from readpvla.experiment import tuning
+
+    method, _, rest = row.partition(" (")
+    if method not in METHODS:
+        raise ValueError(f"unknown VLS row {row!r}; expected a method of {METHODS}, optionally "
+                         "followed by ' (<knob>=<size>)'")
+    if not rest:
+        return method, None
+    knob, _, size = rest.rstrip(")").partition("=")
+    if not rest.endswith(")") or knob != tuning.SIZE_KNOBS.get(PEFT_METHOD[method]) \
+            or not size.isdigit() or int(size) < 1:
+        raise ValueError(f"malformed VLS row {row!r}; expected '{method} "
+                         f"({tuning.SIZE_KNOBS.get(PEFT_METHOD[method], 'knob')}=<size>)'")
+    return method, int(size)
+
+
+def row_label(row: str) -> str:
+    """The table label of a grid row: ``"READ-PVLA"``, ``"READ-PVLA (bottleneck=8)"``."""
+    method, _, rest = row.partition(" (")
+    parse_row(row)
+    return LABELS[method] + (f" ({rest}" if rest else "")
 
 
 @dataclass(frozen=True)
@@ -90,6 +146,13 @@ class TransferConfig:
         """The shipped tables' budget: 250 steps, greedy decoding, all 200 test videos."""
         return cls(n_train=400, n_test=200, n_val=0, steps=250, batch_size=16, eval_every=0,
                    num_beams=1)
+
+    @classmethod
+    def tuning(cls) -> TransferConfig:
+        """The equal-effort protocol's budget (:mod:`.tuning`): :meth:`medium` with selection
+        by validation ROUGE-L (100 validation videos every 50 steps, the start a candidate)."""
+        return cls(n_train=400, n_test=200, n_val=100, steps=250, batch_size=16, eval_every=50,
+                   num_beams=1, select="rouge")
 
     @classmethod
     def full(cls) -> TransferConfig:

@@ -45,7 +45,7 @@ from .data import StepBatches
 from .evaluate import METRICS, evaluate, validation_loss, validation_rouge
 from .loss import PVLASettings, vls_loss
 from .pretrain import DATA_ROOT, backbone_class, checkpoint_path, load_backbone
-from .rows import LABELS, METHODS, TransferConfig, method_config
+from .rows import METHODS, TransferConfig, method_config, parse_row, row_label
 
 __all__ = ["TrainConfig", "TransferData", "finetune", "jobs", "load_transfer_data", "run",
            "run_transfer", "table_spec", "transfer_run"]
@@ -183,9 +183,14 @@ def load_transfer_data(backbone: str, config: TransferConfig, data_root: str | P
 
 
 def transfer_run(data: TransferData, method: str, seed: int, config: TransferConfig,
-                 lr: float | None = None) -> dict[str, Any]:
-    """One table cell sample: apply ``method`` to a copy of the backbone (under ``seed``),
-    fine-tune, summarise the test split.
+                 lr: float | None = None, size: int | None = None, test: bool = True
+                 ) -> dict[str, Any]:
+    """One table cell sample: apply ``method`` to a copy of the backbone (under ``seed``; at
+    ``size``, :func:`~.rows.method_config`), fine-tune, summarise the test split.
+
+    With ``test=False`` (a tuning run of :mod:`.tuning`) the test split is not touched: the
+    record's score is the validation ROUGE-L of the selected model (``"val": {"rougeL"}``),
+    which needs ``config.select == "rouge"`` with validation.
 
     Returns:
         ``{"method", "lr", "test": {"rouge1", "rouge2", "rougeL"}, "per_item": {metric: one
@@ -195,8 +200,12 @@ def transfer_run(data: TransferData, method: str, seed: int, config: TransferCon
     """
     import readpvla.peft as peft
 
+    if not test and not (config.select == "rouge" and data.val and config.eval_every > 0):
+        raise ValueError("a run scored on validation (test=False) needs select='rouge', n_val > 0 "
+                         f"and eval_every > 0; got select={config.select!r}, n_val="
+                         f"{config.n_val}, eval_every={config.eval_every}")
     torch.manual_seed(seed)
-    model = peft.apply(copy.deepcopy(data.base), method_config(method, config.bottleneck))
+    model = peft.apply(copy.deepcopy(data.base), method_config(method, config.bottleneck, size))
     params = peft.count_parameters(model)
     tcfg = TrainConfig(steps=config.steps, batch_size=config.batch_size,
                        lr=config.lr(method) if lr is None else lr, eval_every=config.eval_every,
@@ -207,15 +216,20 @@ def transfer_run(data: TransferData, method: str, seed: int, config: TransferCon
         warnings.simplefilter("ignore", ot.ConvergenceWarning)
         hist = finetune(model, data.train, data.collate, tcfg, seed=seed, val=data.val)
     model.eval()
-    ev = evaluate(model, data.test, data.collate, num_beams=config.num_beams)
-    record = {"method": method, "lr": tcfg.lr, "test": {k: ev[k] for k in METRICS},
-              "per_item": {k: ev["per_sample"][k] for k in METRICS},
-              "params": str(params), "trainable": params.trainable, "total": params.total,
+    record = {"method": method, "size": size, "lr": tcfg.lr, "params": str(params),
+              "trainable": params.trainable, "total": params.total,
               "steps": hist["steps"], "best_step": hist["best_step"],
               **({k: hist[k] for k in ("best_val_rouge", "start_val_rouge")}
                  if "start_val_rouge" in hist else {}),
               "train_time_s": hist["time_s"], "final_loss": hist["final_loss"],
-              "final_pvla": hist["final_pvla"], "example": ev["predictions"][0]}
+              "final_pvla": hist["final_pvla"]}
+    if test:
+        ev = evaluate(model, data.test, data.collate, num_beams=config.num_beams)
+        record.update(test={k: ev[k] for k in METRICS},
+                      per_item={k: ev["per_sample"][k] for k in METRICS},
+                      example=ev["predictions"][0])
+    else:
+        record["val"] = {"rougeL": hist["best_val_rouge"]}
     if hist["ot_unconverged_steps"]:
         record["ot_unconverged_steps"] = hist["ot_unconverged_steps"]
     return record
@@ -226,49 +240,61 @@ _DATA: dict[tuple, TransferData] = {}  # per process: each worker loads a backbo
 
 
 def run(job: ex.Job) -> dict[str, Any]:
-    """One grid job (``task="vls"``, ``row`` a method, ``split="test"``): :func:`transfer_run`
-    with the backbone and splits of the job (loaded once per process)."""
-    if job.split != "test":
-        raise ValueError(f"VLS runs are tested on split 'test', got {job.split!r}")
+    """One grid job (``task="vls"``): :func:`transfer_run` with the backbone and splits of the
+    job (loaded once per process). ``row`` is a method, or a method at a size
+    (:func:`~.rows.sized_row`, e.g. ``"lora (r=2)"``); ``split`` is ``"test"``, or
+    ``"val ..."`` for a tuning run scored on validation only (the rest of the split names the
+    candidate, so that every job's key is unique: ``"val lr×0.333"``)."""
+    where = job.split.split(" ", 1)[0]
+    if where not in ("test", "val") or (where == "test" and job.split != "test"):
+        raise ValueError(f"VLS runs are tested on split 'test' (or scored on 'val ...' when "
+                         f"tuning), got {job.split!r}")
+    method, size = parse_row(job.row)
     cfg: TransferConfig = job.settings
     key = (job.backbone, job.checkpoint, job.data_dir, cfg.n_train, cfg.n_val, cfg.n_test,
            job.device)
     if key not in _DATA:
         _DATA[key] = load_transfer_data(job.backbone, cfg, job.data_dir, job.checkpoint,
                                         job.device)
-    return transfer_run(_DATA[key], job.row, job.seed, cfg)
+    return transfer_run(_DATA[key], method, job.seed, cfg, size=size, test=where == "test")
 
 
 def jobs(backbone: str, methods: Sequence[str], seeds: Sequence[int], config: TransferConfig,
          data_root: str | Path = DATA_ROOT, checkpoint: str | Path | None = None,
-         device: str | torch.device = "cpu") -> list[ex.Job]:
-    """The grid of a VLS table as jobs, in the order (method, seed)."""
+         device: str | torch.device = "cpu", split: str = "test") -> list[ex.Job]:
+    """The grid of a VLS table as jobs, in the order (method, seed); a method may carry a size
+    (:func:`~.rows.sized_row`) and ``split`` may name a tuning run (:func:`run`)."""
     backbone_class(backbone)
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m.partition(" (")[0] not in METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {unknown}; expected a non-empty subset of {METHODS}")
+    for m in methods:
+        parse_row(m)
     if not seeds:
         raise ValueError("seeds must not be empty")
     ckpt = str(checkpoint if checkpoint is not None else checkpoint_path(backbone, data_root))
-    return [ex.Job("vls", m, "test", int(s), backbone, ckpt, str(data_root), config, str(device))
+    return [ex.Job("vls", m, split, int(s), backbone, ckpt, str(data_root), config, str(device))
             for m in methods for s in seeds]
 
 
-def table_spec(backbone: str, methods: Sequence[str], seeds: Sequence[int], note: str
-               ) -> ex.TableSpec:
+def table_spec(backbone: str, methods: Sequence[str], seeds: Sequence[int], note: str,
+               title: str | None = None) -> ex.TableSpec:
     """Tables 4 / 5's shape: R1, R2, RL on the test split, and "Δ vs READ-PVLA": each row's
     ROUGE-1 difference with a 95% paired bootstrap interval over test videos x seeds
     (:class:`readpvla.experiment.Delta`; it replaced the one-sided Wilcoxon ``‡`` marks, so
-    every task's tables show their noise the same way)."""
+    every task's tables show their noise the same way). ``methods`` are grid rows (a method,
+    or a method at a size: :func:`~.rows.sized_row`); the reference is the READ-PVLA row."""
     name = backbone_class(backbone).__name__
     n = len(seeds)
+    ref = next((m for m in methods if parse_row(m)[0] == "read-pvla"), None)
     return ex.TableSpec(
-        title=f"VLS on synthetic How2 (low-resource target split) with {name}: ROUGE-1/2/L "
-              f"({f'mean ± std over {n} seeds' if n > 1 else 'one seed'})",
-        rows=tuple((LABELS[m], m) for m in methods),
+        title=(title or "VLS on synthetic How2 (low-resource target split)")
+        + f" with {name}: ROUGE-1/2/L "
+          f"({f'mean ± std over {n} seeds' if n > 1 else 'one seed'})",
+        rows=tuple((row_label(m), m) for m in methods),
         columns=(ex.Column("R1", "test", "rouge1"), ex.Column("R2", "test", "rouge2"),
                  ex.Column("RL", "test", "rougeL")),
-        delta=ex.Delta("read-pvla", "R1") if "read-pvla" in methods else None, note=note)
+        delta=ex.Delta(ref, "R1") if ref is not None else None, note=note)
 
 
 def _describe(r: dict[str, Any]) -> str:
