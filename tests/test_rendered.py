@@ -264,7 +264,9 @@ def test_shipped_subset_matches_its_recipe(tmp_path):
     size = sum(p.stat().st_size for p in files if part(p) not in ("checkpoints", "results"))
     assert size < 6e6, f"data_samples/rendered is {size / 1e6:.1f} MB; ship less"
     results = sum(p.stat().st_size for p in files if part(p) == "results")
-    assert results < 5e6, f"data_samples/rendered/results is {results / 1e6:.1f} MB; ship less"
+    # every protocol's table on both backbones with every run's per-video scores (the intervals
+    # are recomputed from them): ~6 MB
+    assert results < 7e6, f"data_samples/rendered/results is {results / 1e6:.1f} MB; ship less"
     assert recipe["config"] == R.RenderConfig().to_json()             # the defaults ship
     for split, info in recipe["splits"].items():
         assert R.split_digest(SHIPPED, split, cfg) == info["sha256"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -215,6 +216,10 @@ def test_vls_tune_then_pareto(tmp_path):
 
     cfg = vls.TransferConfig(n_train=16, n_test=4, n_val=4, steps=2, batch_size=8, eval_every=1,
                              num_beams=1, select="rouge")
+    # the hard target's files carry its name, and its runs read its splits
+    hard = vls.tune("bart", ["bias"], tmp_path, config=replace(cfg, target="hard"),
+                    factors=(1.0,), sizes={}, progress=False)
+    assert (tmp_path / "tuning_vls_hard_bart.json").is_file() and hard["budget"] == {"Bias": 1}
     sel = vls.tune("bart", ["bias", "read-pvla"], tmp_path, config=cfg, factors=(1.0, 3.0),
                    sizes={"read": (2, 4)}, progress=False)
     assert sel["budget"] == {"Bias": 4, "READ-PVLA": 4}  # same number of runs for both rows
@@ -233,7 +238,7 @@ def test_vls_tune_then_pareto(tmp_path):
     assert sorted((p["row"], p["size"]) for p in out["points"]) == [
         ("Bias", None), ("READ-PVLA", 2), ("READ-PVLA", 4)]
     assert any(p["frontier"] for p in out["points"])
-    table = json.loads((tmp_path / "vls_tuned_bart.json").read_text())
+    table = json.loads((tmp_path / "vls_bart_tuned.json").read_text())
     assert [r["row"] for r in table["rows"].values()] == [
         sel["chosen"]["Bias"]["variant"], sel["chosen"]["READ-PVLA"]["variant"]]
     assert table["delta"]["reference"] == sel["chosen"]["READ-PVLA"]["variant"]

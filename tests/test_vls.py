@@ -229,6 +229,8 @@ def test_bad_arguments_raise():
         TrainConfig(pvla_layers="some")
     with pytest.raises(ValueError, match="learning_rates"):
         TransferConfig(learning_rates=(("full", -1.0),))
+    with pytest.raises(ValueError, match="target must be one of"):
+        TransferConfig(target="harder")
     assert len(METHODS) == 9
 
 
@@ -269,3 +271,15 @@ def test_shipped_tables_follow_from_their_runs(backbone):
         assert len(r["per_item"]["rouge1"]) == payload["settings"]["n_test"]
         assert r["params"] == str(rp.peft.ParamCount(r["trainable"], r["total"]))
     assert sorted({r["seed"] for r in payload["runs"]}) == payload["seeds"]
+
+
+def test_the_hard_target_reads_its_own_splits_and_files():
+    from readpvla.tasks.vls import load_transfer_data
+
+    cfg = TransferConfig(n_train=8, n_test=4, n_val=2, steps=1, batch_size=8, eval_every=0,
+                         num_beams=1, target="hard")
+    data = load_transfer_data("bart", cfg)
+    assert [len(data.train), len(data.val), len(data.test)] == [8, 2, 4]
+    assert all(x.vid.startswith(f"hard_{name}_") for name, xs in
+               (("train", data.train), ("val", data.val), ("test", data.test)) for x in xs)
+    assert cfg.stem("bart") == "vls_hard_bart" and TransferConfig().stem("t5") == "vls_t5"

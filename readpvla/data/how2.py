@@ -19,6 +19,12 @@ pretraining split, generated on the fly by :func:`readpvla.tasks.vls.pretrain`; 
 tasks made of the same verbs and objects, whose titles must be copied from the transcript; summary
 "learn how to T : first s1 , then s2 , finally s3 ."; 1.3x noisier video) is the low-resource
 transfer split shipped in ``data_samples/how2/`` (``train`` / ``val`` / ``test``; ``RECIPE.md``).
+``"target_hard"`` (issue 15: the target split saturates, Full reaches 98 ROUGE-1) has the same
+tasks and video, but twice as many step sentences that only the video resolves (40% vague, 30%
+naming only the verb or the object) and summaries in **paraphrase variety** (three openings, two
+words for "first", three for "then", two for "finally", drawn at random per video): no model
+can predict the wording, so ROUGE has a ceiling well below 100 and the content (which steps,
+from the video) is what separates methods. Shipped as ``hard_{train,val,test}``.
 
 On disk a split is ``{split}.jsonl`` (one sample a line: ``vid``, ``transcript``, ``summary``, and
 optionally ``task``, ``domain``, ``steps``) plus ``{split}_video.npz`` (one ``[T, D]`` array per
@@ -31,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +47,8 @@ from torch import Tensor
 
 from readpvla.data.qvh import _npz_array, _open_npz, _text_lines, _utf8_error, _why
 
-__all__ = ["How2Collator", "How2Config", "How2Sample", "LOW_RESOURCE", "SOURCE_TASKS",
+__all__ = ["DOMAINS", "HARD", "How2Collator", "How2Config", "How2Sample", "LOW_RESOURCE",
+           "SOURCE_TASKS",
            "TARGET_TASKS", "build_data_samples", "build_tokenizer", "decode", "generate_split",
            "load_split", "load_tokenizer", "train_tokenizer", "vocabulary", "write_split"]
 
@@ -142,6 +149,26 @@ _FILLER = [
 ]
 _CLOSING = ["and that is how you {task} .", "that is all there is to it .", "thanks for watching ."]
 _NUMBERS = ["two", "three", "five", "ten", "fifteen"]
+
+
+#: the paraphrases of a ``"target_hard"`` summary (every word occurs in the source transcripts,
+#: so the shipped tokenizer has it)
+HARD_OPENINGS = ("learn how to {task} :", "in this video we will {task} :",
+                 "this video shows you how to {task} :")
+HARD_FIRST = ("first", "to start ,")
+HARD_THEN = ("then", "next", "now")
+HARD_LAST = ("finally", "last ,")
+#: the ``"target_hard"`` transcript's shares of vague and partial step sentences
+HARD_TRANSCRIPT = {"p_vague": 0.4, "p_partial": 0.3}
+DOMAINS = ("source", "target", "target_hard")
+
+
+def _hard_summary(task: str, steps: Sequence[tuple[str, str]], rng: np.random.Generator) -> str:
+    pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
+    phrases = [f"{v} the {o}" for v, o in steps]
+    middle = "".join(f" , {pick(HARD_THEN)} {p}" for p in phrases[1:-1])
+    return (f"{pick(HARD_OPENINGS).format(task=task)} {pick(HARD_FIRST)} {phrases[0]}{middle} , "
+            f"{pick(HARD_LAST)} {phrases[-1]} .")
 
 
 def _summary(style: str, task: str, steps: Sequence[tuple[str, str]]) -> str:
@@ -268,8 +295,10 @@ def generate_split(domain: str, n: int, seed: int, config: How2Config | None = N
     """Draw ``n`` samples of a domain, reproducibly.
 
     Args:
-        domain: ``"source"`` (pretraining tasks and summary style) or ``"target"`` (held-out
-            tasks, the first / then / finally summary style, 1.3x clip noise).
+        domain: ``"source"`` (pretraining tasks and summary style), ``"target"`` (held-out
+            tasks, the first / then / finally summary style, 1.3x clip noise) or
+            ``"target_hard"`` (the target's tasks and video, more steps only the video names,
+            paraphrased summaries: module docstring).
         n: number of samples (> 0).
         seed: the split's seed; the latent word vectors come from ``config.world_seed``.
         config: generator knobs (default :class:`How2Config`).
@@ -278,8 +307,8 @@ def generate_split(domain: str, n: int, seed: int, config: How2Config | None = N
     Returns:
         ``n`` :class:`How2Sample`, same output for the same arguments.
     """
-    if domain not in ("source", "target"):
-        raise ValueError(f"domain must be 'source' or 'target', got {domain!r}")
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     config = config or How2Config()
@@ -287,6 +316,8 @@ def generate_split(domain: str, n: int, seed: int, config: How2Config | None = N
         raise ValueError("need 1 <= min_steps <= max_steps <= 6 (a task has six steps)")
     tasks = SOURCE_TASKS if domain == "source" else TARGET_TASKS
     noise_scale = 1.0 if domain == "source" else 1.3
+    hard = domain == "target_hard"
+    tconfig = replace(config, **HARD_TRANSCRIPT) if hard else config
     world, rng = _world(config), np.random.default_rng(seed)
     prefix = domain if prefix is None else prefix
     out = []
@@ -296,8 +327,8 @@ def generate_split(domain: str, n: int, seed: int, config: How2Config | None = N
         steps = [pool[j] for j in rng.permutation(len(pool))[:k]]  # the order they happen in
         out.append(How2Sample(
             vid=f"{prefix}_{i:06d}",
-            transcript=_transcript(task, steps, rng, config),
-            summary=_summary(domain, task, steps),
+            transcript=_transcript(task, steps, rng, tconfig),
+            summary=_hard_summary(task, steps, rng) if hard else _summary(domain, task, steps),
             video=_clips(steps, rng, world, config, noise_scale),
             task=task, domain=dom, steps=[f"{v} the {o}" for v, o in steps],
         ))
@@ -529,6 +560,8 @@ class How2Collator:
 
 #: sizes and seeds of the shipped low-resource split (target domain)
 LOW_RESOURCE = {"train": (400, 101), "val": (100, 102), "test": (200, 103)}
+#: the same for the ``"target_hard"`` domain, shipped as ``hard_<split>``
+HARD = {"train": (400, 201), "val": (100, 202), "test": (200, 203)}
 TOKENIZER_CORPUS = ("source", 4000, 100)  # domain, n, seed of the tokenizer's training text
 
 
@@ -541,14 +574,17 @@ def build_tokenizer(config: How2Config | None = None) -> Any:
 
 
 def build_data_samples(root: str | Path, config: How2Config | None = None) -> dict[str, str]:
-    """Regenerate ``data_samples/how2``: ``tokenizer.json`` and the low-resource splits
-    (:data:`LOW_RESOURCE`). Returns the sha256 of every file written."""
+    """Regenerate ``data_samples/how2``: ``tokenizer.json``, the low-resource splits
+    (:data:`LOW_RESOURCE`) and the hard ones (:data:`HARD`, ``hard_<split>``). Returns the sha256 of every file written."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     config = config or How2Config()
     build_tokenizer(config).save(str(root / "tokenizer.json"))
     for name, (n, seed) in LOW_RESOURCE.items():
         write_split(generate_split("target", n, seed, config, prefix=f"lr_{name}"), root, name)
+    for name, (n, seed) in HARD.items():
+        write_split(generate_split("target_hard", n, seed, config, prefix=f"hard_{name}"), root,
+                    f"hard_{name}")
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.iterdir()) if p.is_file() and p.suffix in (".json", ".jsonl", ".npz")}
 

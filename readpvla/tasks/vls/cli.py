@@ -10,7 +10,7 @@ from readpvla import cli
 from readpvla.experiment import check_writable
 
 from .pretrain import BACKBONES, PretrainConfig, pretrain
-from .rows import METHODS, TransferConfig
+from .rows import METHODS, TARGETS, TransferConfig
 from .transfer import run_transfer
 
 __all__ = ["main", "pretrain_main", "transfer_main", "tune_main"]
@@ -42,7 +42,7 @@ def pretrain_main(argv: Sequence[str] | None = None) -> int:
 
 def transfer_main(argv: Sequence[str] | None = None) -> int:
     """``readpvla transfer-vls [--backbone B] [--methods M ...] [--seeds S ...] [--full | --medium]
-    [--select-by-rouge] [--out-dir DIR] [--executor local|ray] [--workers N] [--address A] [--resume | --overwrite]``
+    [--select-by-rouge] [--target target|hard] [--out-dir DIR] [--executor local|ray] [--workers N] [--address A] [--resume | --overwrite]``
     """
     t = cli.Parser(prog="readpvla transfer-vls",
                    description="Low-resource VLS transfer over all methods (Tables 4/5).")
@@ -57,18 +57,22 @@ def transfer_main(argv: Sequence[str] | None = None) -> int:
                    help="model selection by validation ROUGE-L with the untuned start as a "
                         "candidate (100 validation videos, every 50 steps) instead of the "
                         "budget's rule")
+    t.add_argument("--target", choices=TARGETS, default="target",
+                   help="the shipped low-resource split, or the hard one (paraphrased "
+                        "summaries, more steps only the video names)")
     t.add_argument("--out-dir", default="runs/vls")
     t.add_argument("--threads", type=cli.positive_int, default=1,
                    help="torch threads of the zero-shot scoring (each run uses one)")
     cli.add_grid_arguments(t)
     a = t.parse_args(argv)
     out = Path(a.out_dir)
-    cli.check_grid_arguments(a, t, [out / f"runs_vls_{a.backbone}.jsonl"])
-    check_writable(out)
-    config = TransferConfig.medium() if a.medium else None
+    config = (TransferConfig.medium() if a.medium else TransferConfig.full() if a.full
+              else TransferConfig.quick())
     if a.select_by_rouge:
-        base = config or (TransferConfig.full() if a.full else TransferConfig.quick())
-        config = replace(base, n_val=100, eval_every=min(50, base.steps), select="rouge")
+        config = replace(config, n_val=100, eval_every=min(50, config.steps), select="rouge")
+    config = replace(config, target=a.target)
+    cli.check_grid_arguments(a, t, [out / f"runs_{config.stem(a.backbone)}.jsonl"])
+    check_writable(out)
     rep = run_transfer(a.backbone, a.methods, a.seeds, quick=not a.full, config=config, out_dir=out,
                        threads=a.threads, device=a.device, workers=a.workers,
                        executor=a.executor, address=a.address, resume=a.resume, progress=True)
@@ -77,7 +81,7 @@ def transfer_main(argv: Sequence[str] | None = None) -> int:
 
 
 def tune_main(argv: Sequence[str] | None = None) -> int:
-    """``readpvla tune-vls [--backbone B] [--methods M ...] [--seeds S ...] [--tune-only]
+    """``readpvla tune-vls [--backbone B] [--methods M ...] [--seeds S ...] [--target T] [--tune-only]
     [--out DIR] [--executor local|ray] [--workers N] [--resume | --overwrite]``: the
     equal-effort protocol (:mod:`readpvla.tasks.vls.tuning`), then the test runs of every size
     (the Pareto points) and the table at the chosen settings."""
@@ -94,21 +98,24 @@ def tune_main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     t.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1, 2],
                    help="seeds of the test runs (tuning uses seed 0)")
+    t.add_argument("--target", choices=TARGETS, default="target")
     t.add_argument("--tune-only", action="store_true", help="stop after the selection")
     t.add_argument("--out", default="runs/vls_tuning")
     cli.add_grid_arguments(t)
     a = t.parse_args(argv)
     out = Path(a.out)
-    cli.check_grid_arguments(a, t, [out / f"runs_tuning_vls_{a.backbone}.jsonl"]
-                             + ([] if a.tune_only else [out / f"runs_pareto_vls_{a.backbone}.jsonl"]))
+    config = replace(TransferConfig.tuning(), target=a.target)
+    stem = config.stem(a.backbone)
+    cli.check_grid_arguments(a, t, [out / f"runs_tuning_{stem}.jsonl"]
+                             + ([] if a.tune_only else [out / f"runs_pareto_{stem}.jsonl"]))
     check_writable(out)
     common = {"device": a.device, "workers": a.workers, "executor": a.executor,
               "address": a.address, "resume": a.resume}
-    sel = tune(a.backbone, a.methods, out, **common)
+    sel = tune(a.backbone, a.methods, out, config=config, **common)
     print(json.dumps(sel["chosen"], indent=2))
     if not a.tune_only:
         pareto(a.backbone, sel, a.seeds, out, **common)
-        print((out / f"vls_tuned_{a.backbone}.md").read_text(encoding="utf-8"))
+        print((out / f"{stem}_tuned.md").read_text(encoding="utf-8"))
     return 0
 
 

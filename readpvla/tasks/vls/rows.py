@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LABELS", "LEARNING_RATES", "METHODS", "PEFT_METHOD", "TransferConfig", "method_config",
+__all__ = ["LABELS", "LEARNING_RATES", "METHODS", "PEFT_METHOD", "TARGETS", "TransferConfig", "method_config",
            "parse_row", "row_label", "sized_row"]
 
 #: the rows of Tables 4 / 5, in the paper's order (READ alone added before READ-PVLA)
@@ -21,6 +21,8 @@ LEARNING_RATES = {"full": 1e-3, "partial": 3e-3, "bias": 3e-2, "proj": 3e-3, "lo
                   "prompt": 1e-1, "adapter": 1e-2, "read": 3e-2, "read-pvla": 3e-2}
 
 
+#: the target splits of :class:`TransferConfig`
+TARGETS = ("target", "hard")
 #: the :mod:`readpvla.peft` method of each row (READ-PVLA is READ plus a loss term)
 PEFT_METHOD = {m: ("read" if m == "read-pvla" else m) for m in METHODS}
 
@@ -109,6 +111,10 @@ class TransferConfig:
     # model selection with validation: "loss" or "rouge" (validation ROUGE-L, the untuned start
     # included: readpvla.tasks.vls.transfer.finetune)
     select: str = "loss"
+    # the target split: "target" (the shipped low-resource split, train / val / test) or "hard"
+    # (hard_train / hard_val / hard_test: paraphrased summaries, more steps only the video names;
+    # readpvla.data.how2, issue 15)
+    target: str = "target"
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_test", "steps", "batch_size", "num_beams", "bottleneck",
@@ -126,10 +132,20 @@ class TransferConfig:
             raise ValueError(f"pvla_mass must be in (0, 1], got {self.pvla_mass!r}")
         if self.select not in ("loss", "rouge"):
             raise ValueError(f"select must be 'loss' or 'rouge', got {self.select!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         for method, lr in self.learning_rates:
             if method not in METHODS or not (lr > 0 and math.isfinite(lr)):
                 raise ValueError(f"learning_rates: ({method!r}, {lr!r}) is not (a method of "
                                  f"{METHODS}, a finite lr > 0)")
+
+    def split(self, name: str) -> str:
+        """The file name of split ``name`` (``"train"``, ``"val"``, ``"test"``) of the target."""
+        return name if self.target == "target" else f"{self.target}_{name}"
+
+    def stem(self, backbone: str) -> str:
+        """The stem of this target's table files: ``vls_bart``, ``vls_hard_bart``."""
+        return f"vls_{backbone}" if self.target == "target" else f"vls_{self.target}_{backbone}"
 
     def lr(self, method: str) -> float:
         """The learning rate of ``method``: the override, else :data:`LEARNING_RATES`."""

@@ -176,10 +176,10 @@ def load_transfer_data(backbone: str, config: TransferConfig, data_root: str | P
                        device: str | torch.device = "cpu") -> TransferData:
     """Load the pretrained backbone (tokenizer-checked) and the low-resource splits."""
     base, tok = load_backbone(backbone, data_root, checkpoint)
-    val = load_split(data_root, "val")[: config.n_val] if config.n_val else None
+    val = load_split(data_root, config.split("val"))[: config.n_val] if config.n_val else None
     return TransferData(base.to(device), How2Collator(tok),
-                        load_split(data_root, "train")[: config.n_train], val,
-                        load_split(data_root, "test")[: config.n_test])
+                        load_split(data_root, config.split("train"))[: config.n_train], val,
+                        load_split(data_root, config.split("test"))[: config.n_test])
 
 
 def transfer_run(data: TransferData, method: str, seed: int, config: TransferConfig,
@@ -251,8 +251,8 @@ def run(job: ex.Job) -> dict[str, Any]:
                          f"tuning), got {job.split!r}")
     method, size = parse_row(job.row)
     cfg: TransferConfig = job.settings
-    key = (job.backbone, job.checkpoint, job.data_dir, cfg.n_train, cfg.n_val, cfg.n_test,
-           job.device)
+    key = (job.backbone, job.checkpoint, job.data_dir, cfg.target, cfg.n_train, cfg.n_val,
+           cfg.n_test, job.device)
     if key not in _DATA:
         _DATA[key] = load_transfer_data(job.backbone, cfg, job.data_dir, job.checkpoint,
                                         job.device)
@@ -277,6 +277,11 @@ def jobs(backbone: str, methods: Sequence[str], seeds: Sequence[int], config: Tr
             for m in methods for s in seeds]
 
 
+#: the table titles of the targets (:attr:`~.rows.TransferConfig.target`)
+TITLES = {"target": "VLS on synthetic How2 (low-resource target split)",
+          "hard": "VLS on synthetic How2 (hard target split: paraphrased summaries)"}
+
+
 def table_spec(backbone: str, methods: Sequence[str], seeds: Sequence[int], note: str,
                title: str | None = None) -> ex.TableSpec:
     """Tables 4 / 5's shape: R1, R2, RL on the test split, and "Δ vs READ-PVLA": each row's
@@ -288,7 +293,7 @@ def table_spec(backbone: str, methods: Sequence[str], seeds: Sequence[int], note
     n = len(seeds)
     ref = next((m for m in methods if parse_row(m)[0] == "read-pvla"), None)
     return ex.TableSpec(
-        title=(title or "VLS on synthetic How2 (low-resource target split)")
+        title=(title or TITLES["target"])
         + f" with {name}: ROUGE-1/2/L "
           f"({f'mean ± std over {n} seeds' if n > 1 else 'one seed'})",
         rows=tuple((row_label(m), m) for m in methods),
@@ -327,9 +332,10 @@ def run_transfer(backbone: str = "bart", methods: Sequence[str] = METHODS,
         seeds: one run per seed; the table reports mean ± std (sample std, ddof=1).
         quick: use :meth:`TransferConfig.quick`, else :meth:`TransferConfig.full` (ignored when
             ``config`` is given).
-        out_dir: if set, writes ``vls_{backbone}.json`` and ``vls_{backbone}.md`` there (checked
-            before any training) and each run's record into ``runs_vls_{backbone}.jsonl`` as it
-            finishes (``resume`` continues from it).
+        out_dir: if set, writes ``<stem>.json`` and ``<stem>.md`` there (checked before any
+            training; the stem is ``vls_<backbone>``, ``vls_hard_<backbone>`` for the hard
+            target: :meth:`~.rows.TransferConfig.stem`) and each run's record into
+            ``runs_<stem>.jsonl`` as it finishes (``resume`` continues from it).
         learning_rates: per-method overrides of :data:`~.rows.LEARNING_RATES`.
         threads: ``torch.set_num_threads`` for the zero-shot scoring (each run uses one thread).
         workers, executor, address: where the runs execute (:func:`readpvla.experiment.run_grid`).
@@ -348,13 +354,13 @@ def run_transfer(backbone: str = "bart", methods: Sequence[str] = METHODS,
     records = None
     if out_dir is not None:
         out_dir = ex.check_writable(out_dir)  # before any work: the table must not be lost
-        records = out_dir / f"runs_vls_{backbone}.jsonl"
+        records = out_dir / f"runs_{config.stem(backbone)}.jsonl"
     if threads is not None:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     base, tok = load_backbone(backbone, data_root, checkpoint)
-    zs = evaluate(base.to(device).eval(), load_split(data_root, "test")[: config.n_test],
-                  How2Collator(tok), num_beams=config.num_beams)
+    test = load_split(data_root, config.split("test"))[: config.n_test]
+    zs = evaluate(base.to(device).eval(), test, How2Collator(tok), num_beams=config.num_beams)
     runs = ex.run_grid(grid, executor, workers=workers, address=address, records=records,
                        resume=resume, progress=progress,
                        log=(lambda r: log(f"{backbone} {_describe(r)}")) if log else None)
@@ -362,7 +368,7 @@ def run_transfer(backbone: str = "bart", methods: Sequence[str] = METHODS,
     note = (f"Trainable #params (M) (%). Pretrained backbone without tuning: "
             f"R1 {zero_shot['rouge1']:.2f}, R2 {zero_shot['rouge2']:.2f}, "
             f"RL {zero_shot['rougeL']:.2f}.")
-    spec = table_spec(backbone, methods, seeds, note)
+    spec = table_spec(backbone, methods, seeds, note, title=TITLES[config.target])
     summary = ex.summarize(runs, spec, seeds)
     md = ex.format_table(summary, spec)
     payload = ex.table_payload(
@@ -370,8 +376,8 @@ def run_transfer(backbone: str = "bart", methods: Sequence[str] = METHODS,
         model=backbone_class(backbone).__name__, settings=asdict(config), zero_shot=zero_shot,
         quick=config == TransferConfig.quick(),
         learning_rates={m: config.lr(m) for m in methods},
-        reference_example=load_split(data_root, "test")[0].summary,
+        reference_example=test[0].summary,
         time_s=round(time.perf_counter() - t0, 1), executor=executor, markdown=md)
     if out_dir is not None:
-        ex.write_table(out_dir, f"vls_{backbone}", payload, md)
+        ex.write_table(out_dir, config.stem(backbone), payload, md)
     return payload

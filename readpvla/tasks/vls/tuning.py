@@ -7,10 +7,11 @@ points of every size, and the table again at the chosen settings.
    **validation** ROUGE-L of greedy summaries of the model that selection by validation ROUGE-L
    kept (the untuned start included, :func:`~.transfer.finetune` with ``select="rouge"``); the
    test split is never touched (:func:`~.transfer.transfer_run` with ``test=False``). Writes
-   ``tuning_vls_<backbone>.json`` and the runs as they finish.
+   ``tuning_<stem>.json`` and the runs as they finish (``<stem>``: ``vls_<backbone>``, or
+   ``vls_hard_<backbone>`` on the hard target, :meth:`~.rows.TransferConfig.stem`).
 2. :func:`pareto`: per method and size, that size's best rate on validation, with every seed,
-   scored on the **test** split; writes ``pareto_vls_<backbone>.json`` (trainable parameters vs
-   test ROUGE-1, mean ± std over seeds, the frontier) and ``vls_tuned_<backbone>.{json,md}``:
+   scored on the **test** split; writes ``pareto_<stem>.json`` (trainable parameters vs
+   test ROUGE-1, mean ± std over seeds, the frontier) and ``<stem>_tuned.{json,md}``:
    the table with each row at its chosen size and rate (a subset of the Pareto runs).
 
 ::
@@ -19,7 +20,8 @@ points of every size, and the table again at the chosen settings.
     sel = vls.tune("bart", out_dir="runs/vls_tuning", workers=2)
     out = vls.pareto("bart", sel, seeds=(0, 1, 2), out_dir="runs/vls_tuning", workers=2)
 
-``readpvla tune-vls --backbone bart --out runs/vls_tuning --workers 2`` runs both.
+``readpvla tune-vls --backbone bart [--target hard] --out runs/vls_tuning --workers 2`` runs
+both.
 **(choices)** The budget is :meth:`~.rows.TransferConfig.tuning` (the shipped tables' 250 steps
 and greedy decoding, with selection by validation ROUGE-L on 100 validation videos every 50
 steps, so that no row ends below the untuned backbone unless it also does on validation); the
@@ -43,7 +45,7 @@ from readpvla.experiment import tuning
 from .evaluate import METRICS, evaluate
 from .pretrain import DATA_ROOT, backbone_class, load_backbone
 from .rows import LABELS, METHODS, PEFT_METHOD, TransferConfig, sized_row
-from .transfer import jobs, table_spec
+from .transfer import TITLES, jobs, table_spec
 
 __all__ = ["candidate_jobs", "pareto", "tune"]
 
@@ -103,7 +105,7 @@ def tune(backbone: str = "bart", methods: Sequence[str] = METHODS,
          address: str | None = None, resume: bool = False, progress: bool = True
          ) -> dict[str, Any]:
     """Step 1 (module docstring): every candidate scored on validation, the choice per method.
-    Returns the selection (also ``out_dir/tuning_vls_<backbone>.json``): ``{"backbone",
+    Returns the selection (also ``out_dir/tuning_<stem>.json``): ``{"backbone",
     "settings", "metric", "factors", "wall_seconds"}`` plus
     :func:`readpvla.experiment.tuning.selection`'s ``candidates``, ``chosen``,
     ``best_per_size`` and ``budget`` (keyed by the tables' row labels)."""
@@ -113,7 +115,7 @@ def tune(backbone: str = "bart", methods: Sequence[str] = METHODS,
     out_dir = ex.check_writable(out_dir)
     t0 = time.perf_counter()
     records = ex.run_grid([j for _, j in pairs], executor, workers=workers, address=address,
-                          records=out_dir / f"runs_tuning_vls_{backbone}.jsonl", resume=resume,
+                          records=out_dir / f"runs_tuning_{config.stem(backbone)}.jsonl", resume=resume,
                           progress=progress)
     by_key = {(r["row"], r["split"]): r for r in records}
     scores = {c: tuning.finite_or_zero(by_key[(j.row, j.split)].get("val", {}).get(VAL_METRIC))
@@ -124,7 +126,7 @@ def tune(backbone: str = "bart", methods: Sequence[str] = METHODS,
            "factors": list(factors), "wall_seconds": round(time.perf_counter() - t0, 1),
            **tuning.selection(scores, lambda c: jobs_of[c].row,
                               lambda c: jobs_of[c].settings.lr(jobs_of[c].row.partition(" (")[0]))}
-    ex.write_json(out_dir / f"tuning_vls_{backbone}.json", sel)
+    ex.write_json(out_dir / f"tuning_{config.stem(backbone)}.json", sel)
     return sel
 
 
@@ -158,22 +160,22 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
     out_dir = ex.check_writable(out_dir)
     t0 = time.perf_counter()
     records = ex.run_grid(grid, executor, workers=workers, address=address,
-                          records=out_dir / f"runs_pareto_vls_{backbone}.jsonl", resume=resume,
+                          records=out_dir / f"runs_pareto_{config.stem(backbone)}.jsonl", resume=resume,
                           progress=progress)
     wall = round(time.perf_counter() - t0, 1)
     chosen = {label: c["variant"] for label, c in selection["chosen"].items()}
     points = tuning.points(variants, records, seeds, lambda r: r["test"][TEST_METRIC], chosen)
     base, tok = load_backbone(backbone, data_root, checkpoint)
     from readpvla.data.how2 import How2Collator, load_split
-    zs = evaluate(base.to(device).eval(), load_split(data_root, "test")[: config.n_test],
-                  How2Collator(tok), num_beams=config.num_beams)
+    test = load_split(data_root, config.split("test"))[: config.n_test]
+    zs = evaluate(base.to(device).eval(), test, How2Collator(tok), num_beams=config.num_beams)
     note = (f"Trainable #params (M) (%). Equal effort: every row at the size and learning rate "
             f"the tuning protocol chose on the validation split (readpvla.experiment.tuning; "
-            f"tuning_vls_{backbone}.json), model selection by validation ROUGE-L with the "
+            f"tuning_{config.stem(backbone)}.json), model selection by validation ROUGE-L with the "
             f"untuned start a candidate. Pretrained backbone without tuning: R1 "
             f"{zs['rouge1']:.2f}, R2 {zs['rouge2']:.2f}, RL {zs['rougeL']:.2f}.")
     rows = list(chosen.values())
-    spec = table_spec(backbone, rows, seeds, note, title="VLS, equal effort, on synthetic How2")
+    spec = table_spec(backbone, rows, seeds, note, title=TITLES[config.target] + ", equal effort,")
     used = [r for r in records if r["row"] in rows]
     summary = ex.summarize(used, spec, seeds)
     md = ex.format_table(summary, spec)
@@ -182,8 +184,8 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
         model=backbone_class(backbone).__name__, settings=asdict(config),
         zero_shot={k: zs[k] for k in METRICS}, selection=selection["chosen"],
         time_s=wall, markdown=md)
-    ex.write_table(out_dir, f"vls_tuned_{backbone}", payload, md)
+    ex.write_table(out_dir, f"{config.stem(backbone)}_tuned", payload, md)
     out = {"backbone": backbone, "seeds": seeds, "metric": f"test {TEST_METRIC}, mean ± std "
            "over seeds", "points": points, "wall_seconds": wall}
-    ex.write_json(out_dir / f"pareto_vls_{backbone}.json", out)
+    ex.write_json(out_dir / f"pareto_{config.stem(backbone)}.json", out)
     return {**out, "table": payload}
