@@ -97,6 +97,15 @@ def existing_file(text: str) -> str:
     return text
 
 
+def add_tuning_arguments(ap: Parser, out: str) -> None:
+    """The options every equal-effort tuning command shares (``tune-tlg``, ``tune-vls``): the
+    test runs' seeds, stopping after the selection, the output folder."""
+    ap.add_argument("--seeds", nargs="+", type=nonnegative_int, default=[0, 1, 2],
+                    help="seeds of the test runs (tuning uses seed 0)")
+    ap.add_argument("--tune-only", action="store_true", help="stop after the selection")
+    ap.add_argument("--out", default=out)
+
+
 def add_grid_arguments(ap: Parser) -> None:
     """The options every table command shares: where runs execute and what happens to finished
     runs already in the output folder."""

@@ -123,10 +123,7 @@ def tune_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", nargs="+", default=list(TABLE1_ROWS), choices=list(TABLE1_ROWS),
                     metavar="ROW", help=f"Table 1 rows (default all: {', '.join(TABLE1_ROWS)})")
     ap.add_argument("--domains", nargs="+", default=None, choices=list(DOMAINS))
-    ap.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1, 2],
-                    help="seeds of the test runs (tuning uses seed 0)")
-    ap.add_argument("--tune-only", action="store_true", help="stop after the selection")
-    ap.add_argument("--out", default="runs/tlg_tuning")
+    cli.add_tuning_arguments(ap, "runs/tlg_tuning")
     _data_and_grid_arguments(ap)
     a = ap.parse_args(argv)
     out = Path(a.out)

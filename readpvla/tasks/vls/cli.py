@@ -96,11 +96,8 @@ def tune_main(argv: Sequence[str] | None = None) -> int:
                                "at the chosen settings.")
     t.add_argument("--backbone", choices=sorted(BACKBONES), default="bart")
     t.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    t.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1, 2],
-                   help="seeds of the test runs (tuning uses seed 0)")
     t.add_argument("--target", choices=TARGETS, default="target")
-    t.add_argument("--tune-only", action="store_true", help="stop after the selection")
-    t.add_argument("--out", default="runs/vls_tuning")
+    cli.add_tuning_arguments(t, "runs/vls_tuning")
     cli.add_grid_arguments(t)
     a = t.parse_args(argv)
     out = Path(a.out)
