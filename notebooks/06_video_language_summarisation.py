@@ -144,6 +144,82 @@ display(Markdown(shipped.read_text().replace("### ", "### Shipped run: ", 1) if 
 # leaves ROUGE within noise here. These are our measurements, not the paper's; exercise 2 asks you
 # to find out how much of the gap is the budget.
 #
+# Two things make this table hard to read. The top rows **saturate** (Full, Partial and LoRA
+# above 97 ROUGE-1: the target's one summary template is learnt exactly, so the rows cannot be
+# told apart), and some rows end **below the untuned backbone**: model selection by validation
+# *loss* never asks whether the starting point summarised better.
+#
+# ## 6.5 A target that does not saturate, and selection that includes the start
+# The *hard* target (`data_samples/how2/hard_*`) keeps the target's tasks and video, but words
+# each summary at random (three openings, two words for "first", three for "then", two for
+# "finally") and leaves twice as many steps to the video (40% of the step sentences are vague).
+# Nobody can predict the wording, so ROUGE has a ceiling below 100; what is left to learn is the
+# content: which steps, in which order. The ceiling, measured: write every test video's summary
+# with the right task and steps in the most common wording.
+
+# %%
+hard_test = load_split(DATA, "hard_test")
+for x in hard_test[:3]:
+    print(x.summary)
+
+
+def modal_wording(x):
+    """The right content in the most common wording: the best a model can do on average."""
+    mid = "".join(f" , then {p}" for p in x.steps[1:-1])
+    return f"learn how to {x.task} : first {x.steps[0]}{mid} , finally {x.steps[-1]} ."
+
+
+ceiling = rp.metrics.rouge_scores([modal_wording(x) for x in hard_test],
+                                  [x.summary for x in hard_test])
+print("\nthe right content, most common wording: "
+      + ", ".join(f"{k} {ceiling[k]:.1f}" for k in ("rouge1", "rouge2", "rougeL")))
+
+# %% [markdown]
+# Model selection by validation ROUGE-L with the start as a candidate
+# (`TransferConfig(select="rouge")`, `readpvla transfer-vls --select-by-rouge`): every 50 steps
+# the model summarises 100 validation videos greedily; the best evaluation's weights are restored
+# at the end, and if none beats the untuned start, the model leaves exactly as it came. So no row
+# can end below the backbone on the test split unless it also did on validation. The table
+# below is Table 4 / 5 on the hard target with that rule (`readpvla transfer-vls --target hard
+# --medium --select-by-rouge --seeds 0 1 2`).
+
+# %% tags=["report"]
+shipped_hard = DATA / "results" / f"vls_hard_{backbone}.md"
+display(Markdown(shipped_hard.read_text().replace("### ", "### Shipped run: ", 1)
+                 if shipped_hard.exists() else "(no shipped table for the hard target)"))
+
+# %% [markdown]
+# What the shipped hard-target tables say (VG-BART / VG-T5, 3 seeds): the target no longer
+# saturates (Full 75.95 / 74.32 ROUGE-1, under the ceiling above), and it separates methods:
+# LoRA 70.67 / 72.20 and Partial 68.65 / 72.72 come close to Full, Proj gains a little or
+# nothing. READ, READ-PVLA, the Houlsby adapter and Bias end **exactly at the untuned backbone**:
+# in no run did a validation evaluation beat the start, so selection kept the start's weights,
+# and the four rows are the same model (Δ = 0 [0, 0]). Their training loss after 250 steps
+# (READ 3.11 / 2.76 against Full's 0.38 / 0.46) shows they had barely begun to fit: at the rates
+# chosen on the easy target, this budget is too small for them. The table cannot order them;
+# the equal-effort protocol below is how to ask whether a larger rate or size helps.
+#
+# Equal effort: `readpvla tune-vls --target hard` gives every row the same number of tuning runs
+# (size x learning rate, scored on validation ROUGE-L; `readpvla.experiment.tuning`), then every
+# size with 3 seeds on the test split: the accuracy-vs-trainable-parameters points. When that run
+# ships, its Pareto figure appears here.
+
+# %% tags=["report"]
+pareto_file = DATA / "results" / f"pareto_vls_hard_{backbone}.json"
+if pareto_file.exists():
+    import json
+
+    from readpvla.viz import pareto_figure
+
+    points = json.loads(pareto_file.read_text())["points"]
+    display(pareto_figure(points, yaxis="ROUGE-1 (test)",
+                          title=f"VG-{backbone.upper()}, hard target: ROUGE-1 vs trainable "
+                                "parameters"))
+else:
+    print(f"{pareto_file.name}: not shipped")
+
+# %% [markdown]
+#
 # ## Summary
 # - VG-BART / VG-T5 fuse video into the pretrained text encoder with gated cross-attention at one
 #   layer; the decoder is unchanged, so the pretrained generator is reused as is.
@@ -151,9 +227,17 @@ display(Markdown(shipped.read_text().replace("### ", "### Shipped run: ", 1) if 
 #   the KV cache (the recurrence needs the whole prefix).
 # - The same `rp.peft` API applies every baseline; `run_transfer` writes Tables 4/5 as JSON and
 #   Markdown.
+# - The shipped target saturates (Full 98 ROUGE-1). The hard target paraphrases its summaries,
+#   which caps ROUGE-1 near 80.6 for a model that gets the content exactly right; with selection
+#   by validation ROUGE-L (the untuned start a candidate) no row can end below where it started
+#   unless it also did on validation. On it Full, Partial and LoRA gain 18-26 points, and the
+#   small adapters, READ-PVLA included, never beat the start in 250 steps.
 #
 # ## Exercises
 # 1. Run with `backbone="t5"`. Which rows change order compared with BART?
 # 2. Raise `steps` to 600 and the READ bottleneck to 16. Does READ catch up with the adapter?
 # 3. The summary must follow the order of the steps in the video. Shuffle the clips of a test video
 #    and compare the generated summaries.
+# 4. On the hard target, how far below the ceiling of 6.5 does each row end? Split the test
+#    videos by how many of their steps the transcript never names
+#    (`step not in x.transcript`) and compare Full with READ on each group.

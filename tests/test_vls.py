@@ -246,20 +246,21 @@ def test_transfer_run_is_deterministic_for_a_seed():
     assert a["final_pvla"] == b["final_pvla"] and c["final_loss"] != a["final_loss"]
 
 
-@pytest.mark.parametrize("backbone", ["bart", "t5"])
-def test_shipped_tables_follow_from_their_runs(backbone):
-    """The shipped Tables 4 / 5: every cell and every interval vs READ-PVLA follows from the runs
-    stored beside it (per-video ROUGE included), the Markdown is what format_table makes of
-    them, and every parameter cell is what count_parameters prints."""
+@pytest.mark.parametrize("stem", ["vls_bart", "vls_t5", "vls_hard_bart", "vls_hard_t5"])
+def test_shipped_tables_follow_from_their_runs(stem):
+    """The shipped Tables 4 / 5 (on the target and on the hard target): every cell and every
+    interval vs READ-PVLA follows from the runs stored beside it (per-video ROUGE included), the
+    Markdown is what format_table makes of them, and every parameter cell is what
+    count_parameters prints."""
     results = Path(__file__).resolve().parents[1] / "data_samples" / "how2" / "results"
-    path = results / f"vls_{backbone}.json"
+    path = results / f"{stem}.json"
     if not path.is_file():
         pytest.skip("no shipped VLS table")
     payload = json.loads(path.read_text())
     spec = ex.spec_of(payload)
     again = ex.summarize(payload["runs"], spec, payload["seeds"])
     assert again == payload["rows"]
-    md = (results / f"vls_{backbone}.md").read_text()
+    md = (results / f"{stem}.md").read_text()
     assert md == ex.format_table(again, spec, ex.note_of(md)) == payload["markdown"]
     assert spec.delta.reference == "read-pvla" and spec.delta_column().header == "R1"
     for shown, r in again.items():
@@ -283,3 +284,23 @@ def test_the_hard_target_reads_its_own_splits_and_files():
     assert all(x.vid.startswith(f"hard_{name}_") for name, xs in
                (("train", data.train), ("val", data.val), ("test", data.test)) for x in xs)
     assert cfg.stem("bart") == "vls_hard_bart" and TransferConfig().stem("t5") == "vls_t5"
+
+
+@pytest.mark.parametrize("stem", ["vls_hard_bart", "vls_hard_t5"])
+def test_shipped_rouge_selected_runs_never_leave_below_their_start(stem):
+    """Selection by validation ROUGE-L with the start a candidate (issue 15): no shipped run's
+    chosen model is worse on validation than the model it started from, and a run whose start
+    won kept the start's weights (so a row at the backbone's test score is one that never beat
+    it on validation)."""
+    path = Path(__file__).resolve().parents[1] / "data_samples" / "how2" / "results" / f"{stem}.json"
+    if not path.is_file():
+        pytest.skip("no shipped hard-target table")
+    payload = json.loads(path.read_text())
+    assert payload["settings"]["select"] == "rouge" and payload["settings"]["target"] == "hard"
+    zero = payload["zero_shot"]["rouge1"]
+    for r in payload["runs"]:
+        assert r["best_val_rouge"] >= r["start_val_rouge"]
+        if r["best_step"] == 0:
+            assert r["best_val_rouge"] == r["start_val_rouge"]
+            if r["method"] != "prompt":  # the prompt's start already has its tokens inserted
+                assert r["test"]["rouge1"] == pytest.approx(zero, abs=1e-9)
