@@ -305,9 +305,8 @@ for stem, payload in tables.items():
     again = ex.summarize(payload["runs"], ex.spec_of(payload), payload["seeds"])
     print(f"{stem}: follows from its {len(payload['runs'])} stored runs:",
           again == payload["rows"])
-MAIN = ("recognition_base2novel_frames_K16", "recognition_base2novel_spatiotemporal_K16",
-        "recognition_frames_shots", "recognition_spatiotemporal_shots",
-        "recognition_zeroshot_frames_K16", "recognition_supervised_frames")
+MAIN = [f"recognition_{kind.format(t=t)}" for kind in ("base2novel_{t}_K16", "{t}_shots", "zeroshot_{t}_K16",
+                                           "supervised_{t}") for t in rec.TEMPORAL]
 for stem in MAIN:
     if stem in tables:
         display(Markdown((rec.results_dir() / f"{stem}.md").read_text()))
@@ -436,7 +435,8 @@ if fig.data:
 #   READ-PVLA (22.96), LoRA and the adapters (21.4-22.1) are above MSTA + L_CC with intervals
 #   that exclude 0; on `spatiotemporal` the same (MSTA + L_CC 19.75, zero-shot 19.47, LoRA
 #   25.44, Full 25.26, READ 24.67). Few-shot K = 16 top-1 (`frames`): MSTA 13.19 against
-#   zero-shot 11.28 and Full 18.29; fully supervised the same ranking (Full 17.48, LoRA 16.44,
+#   zero-shot 11.28 and Full 18.29 (`spatiotemporal`: MSTA 12.44, zero-shot 12.33, Full 20.14,
+#   LoRA 17.65); fully supervised the same ranking (Full 17.48, LoRA 16.44,
 #   READ 16.38, MSTA + L_CC 12.67). Zero-shot to 4 unseen classes: every row within noise of
 #   the untrained backbone (41.67; intervals of about +-10 points on 32 videos per domain).
 #   At the logged $\lambda = 0.005$ the adapter hardly moves in
