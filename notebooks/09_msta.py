@@ -385,7 +385,8 @@ if shots:
 # best, more descriptions add hallucinated noise), at the logs' $\lambda = 0.005$ and again at
 # $\lambda = 0.05$, where the adapter moves further from the backbone. And the adapter's
 # ablations: one tower only, no shared layer, no temporal convolution, the output scale
-# $\lambda$ (the logs' 0.005, x 10, x 100) and the first injected block.
+# $\lambda$ (the logs' 0.005, x 10, x 100) and the first injected block; the tower and
+# convolution ablations again on the `spatiotemporal` backbone.
 
 # %% tags=["report"]
 SWEEPS = {"msta-descriptions": ("λ = 0.005", ""),
@@ -394,7 +395,9 @@ for stem in (*(f"recognition_{a}_base2novel_frames_K16" for a in SWEEPS),
              "recognition_msta-branches_base2novel_frames_K16",
              "recognition_msta-temporal_base2novel_frames_K16",
              "recognition_msta-scale_base2novel_frames_K16",
-             "recognition_msta-start_base2novel_frames_K16"):
+             "recognition_msta-start_base2novel_frames_K16",
+             "recognition_msta-branches_base2novel_spatiotemporal_K16",
+             "recognition_msta-temporal_base2novel_spatiotemporal_K16"):
     if stem in tables:
         display(Markdown((rec.results_dir() / f"{stem}.md").read_text()))
     else:
