@@ -302,6 +302,17 @@ def table_spec(backbone: str, methods: Sequence[str], seeds: Sequence[int], note
         delta=ex.Delta(ref, "R1") if ref is not None else None, note=note)
 
 
+def untuned_scores(backbone: str, config: TransferConfig, data_root: str | Path = DATA_ROOT,
+                   checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
+                   ) -> tuple[dict[str, float], list[How2Sample]]:
+    """ROUGE-1/2/L of the pretrained backbone without tuning on ``config``'s test split (the
+    tables' "Pretrained backbone without tuning" note), and that split."""
+    base, tok = load_backbone(backbone, data_root, checkpoint)
+    test = load_split(data_root, config.split("test"))[: config.n_test]
+    zs = evaluate(base.to(device).eval(), test, How2Collator(tok), num_beams=config.num_beams)
+    return {k: zs[k] for k in METRICS}, test
+
+
 def _describe(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"{r['row']:9s} seed {r['seed']}: FAILED: {r['error']}"
@@ -358,13 +369,10 @@ def run_transfer(backbone: str = "bart", methods: Sequence[str] = METHODS,
     if threads is not None:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    base, tok = load_backbone(backbone, data_root, checkpoint)
-    test = load_split(data_root, config.split("test"))[: config.n_test]
-    zs = evaluate(base.to(device).eval(), test, How2Collator(tok), num_beams=config.num_beams)
+    zero_shot, test = untuned_scores(backbone, config, data_root, checkpoint, device)
     runs = ex.run_grid(grid, executor, workers=workers, address=address, records=records,
                        resume=resume, progress=progress,
                        log=(lambda r: log(f"{backbone} {_describe(r)}")) if log else None)
-    zero_shot = {k: zs[k] for k in METRICS}
     note = (f"Trainable #params (M) (%). Pretrained backbone without tuning: "
             f"R1 {zero_shot['rouge1']:.2f}, R2 {zero_shot['rouge2']:.2f}, "
             f"RL {zero_shot['rougeL']:.2f}.")

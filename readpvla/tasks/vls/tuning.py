@@ -42,10 +42,9 @@ import torch
 from readpvla import experiment as ex
 from readpvla.experiment import tuning
 
-from .evaluate import METRICS, evaluate
-from .pretrain import DATA_ROOT, backbone_class, load_backbone
+from .pretrain import DATA_ROOT, backbone_class
 from .rows import LABELS, METHODS, PEFT_METHOD, TransferConfig, sized_row
-from .transfer import TITLES, jobs, table_spec
+from .transfer import TITLES, jobs, table_spec, untuned_scores
 
 __all__ = ["candidate_jobs", "pareto", "tune"]
 
@@ -165,10 +164,7 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
     wall = round(time.perf_counter() - t0, 1)
     chosen = {label: c["variant"] for label, c in selection["chosen"].items()}
     points = tuning.points(variants, records, seeds, lambda r: r["test"][TEST_METRIC], chosen)
-    base, tok = load_backbone(backbone, data_root, checkpoint)
-    from readpvla.data.how2 import How2Collator, load_split
-    test = load_split(data_root, config.split("test"))[: config.n_test]
-    zs = evaluate(base.to(device).eval(), test, How2Collator(tok), num_beams=config.num_beams)
+    zs, _ = untuned_scores(backbone, config, data_root, checkpoint, device)
     note = (f"Trainable #params (M) (%). Equal effort: every row at the size and learning rate "
             f"the tuning protocol chose on the validation split (readpvla.experiment.tuning; "
             f"tuning_{config.stem(backbone)}.json), model selection by validation ROUGE-L with the "
@@ -182,7 +178,7 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
     payload = ex.table_payload(
         spec, summary, used, seeds, task="vls", backbone=backbone,
         model=backbone_class(backbone).__name__, settings=asdict(config),
-        zero_shot={k: zs[k] for k in METRICS}, selection=selection["chosen"],
+        zero_shot=zs, selection=selection["chosen"],
         time_s=wall, markdown=md)
     ex.write_table(out_dir, f"{config.stem(backbone)}_tuned", payload, md)
     out = {"backbone": backbone, "seeds": seeds, "metric": f"test {TEST_METRIC}, mean ± std "
