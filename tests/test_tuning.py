@@ -250,3 +250,18 @@ def test_vls_tune_then_pareto(tmp_path):
         vls.tune("bart", ["nope"], tmp_path, config=cfg)
     with pytest.raises(ValueError, match="is for backbone 'bart'"):
         vls.pareto("t5", sel, out_dir=tmp_path)
+
+
+def test_points_refuse_a_variant_without_runs_and_transfer_run_refuses_val_without_selection():
+    recs = [{"row": "READ", "seed": 0, "trainable": 10, "total": 100, "score": 1.0}]
+    pts = tuning.points({"READ": ("READ", None, 1.0)}, recs, [0], lambda r: r["score"],
+                        {"READ": "READ"})
+    assert pts[0]["mean"] == 1.0 and pts[0]["chosen"] and pts[0]["frontier"]
+    with pytest.raises(ValueError, match="no finished run of 'READ' with seed 1"):
+        tuning.points({"READ": ("READ", None, 1.0)}, recs, [0, 1], lambda r: r["score"], {})
+    from readpvla.tasks import vls
+
+    cfg = vls.TransferConfig(n_train=8, n_test=2, n_val=0, steps=1, batch_size=8, eval_every=0,
+                             num_beams=1)
+    with pytest.raises(ValueError, match="needs select='rouge'"):
+        vls.transfer_run(vls.load_transfer_data("bart", cfg), "bias", 0, cfg, test=False)
