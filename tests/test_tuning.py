@@ -103,6 +103,18 @@ def toy(tmp_path_factory):
     return make_toy(tmp_path_factory.mktemp("tlg"))
 
 
+def _points_follow_from_stored_runs(path, sel):
+    """A Pareto file's points are what tuning.points makes of the runs it stores."""
+    stored = json.loads(path.read_text())
+    variants = {p["variant"]: (p["row"], p["size"], p["factor"]) for p in stored["points"]}
+    chosen = {row: c["variant"] for row, c in sel["chosen"].items()}
+    assert {r["row"] for r in stored["runs"]} == set(variants)
+    assert stored["run_seconds"] == pytest.approx(sum(r["seconds"] for r in stored["runs"]),
+                                                  abs=0.1 * len(stored["runs"]))
+    assert tuning.points(variants, stored["runs"], stored["seeds"], lambda r: r["score"],
+                         chosen) == stored["points"]
+
+
 def test_tlg_tune_then_pareto_on_the_toy(toy, tmp_path):
     kw = dict(data_dir=toy, checkpoint=toy / "ckpt" / "crossmodal", progress=False)
     sizes = {"read": (2, 4)}
@@ -139,6 +151,7 @@ def test_tlg_tune_then_pareto_on_the_toy(toy, tmp_path):
     assert list(table["rows"]) == ["Proj", "READ"]
     point = next(p for p in pts if p["chosen"] and p["row"] == "READ")
     assert table["rows"]["READ"]["cells"]["Avg."]["mean"] == pytest.approx(point["mean"], abs=0.01)
+    _points_follow_from_stored_runs(tmp_path / "pareto_tlg_crossmodal.json", sel)
     with pytest.raises(ValueError, match="covers Table 1's rows"):
         tlg.tune("crossmodal", ["READ-VLA"], ["dog"], tmp_path, **kw)
     with pytest.raises(ValueError, match="is for backbone 'crossmodal'"):
@@ -244,6 +257,7 @@ def test_vls_tune_then_pareto(tmp_path):
     assert table["delta"]["reference"] == sel["chosen"]["READ-PVLA"]["variant"]
     point = next(p for p in out["points"] if p["chosen"] and p["row"] == "Bias")
     assert table["rows"]["Bias"]["cells"]["R1"]["mean"] == pytest.approx(point["mean"], abs=0.01)
+    _points_follow_from_stored_runs(tmp_path / "pareto_vls_bart.json", sel)
     with pytest.raises(ValueError, match="select='rouge'"):
         vls.tune("bart", ["bias"], tmp_path, config=vls.TransferConfig.medium())
     with pytest.raises(ValueError, match="covers the methods"):

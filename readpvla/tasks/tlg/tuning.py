@@ -10,7 +10,8 @@ of every size, and Table 1 again at the chosen settings.
 2. :func:`pareto`: per row and size, that size's best rate (on validation) trained with every
    seed on every domain and scored on the **test** split; writes ``pareto_tlg_<backbone>.json``
    (points: trainable parameters, test MR-full-mAP mean ± std over seeds, on the frontier or
-   not) and ``table1_tuned_<backbone>.{json,md}``: Table 1 with each row at its chosen size and
+   not; and every Pareto run's score, :func:`readpvla.experiment.tuning.point_runs`) and
+   ``table1_tuned_<backbone>.{json,md}``: Table 1 with each row at its chosen size and
    rate (those runs are a subset of the Pareto runs: nothing is trained twice).
 
 ::
@@ -158,10 +159,15 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
                       rows, domains, note, temporal=_sliced(used))
     payload, md = _table(spec, used, seeds, note, backbone=backbone, metric=TABLE_METRIC,
                          settings={**asdict(settings), "lam": lam}, selection=selection["chosen"],
-                         wall_seconds_pareto=round(wall, 1))
+                         wall_seconds_pareto=round(wall, 1),
+                         run_seconds=round(sum(r.get("seconds") or 0 for r in used), 1))
     ex.write_table(out_dir, f"table1_tuned_{backbone}", payload, md)
+    # wall_seconds: this call's (a resumed call counts only what it ran); run_seconds: the sum
+    # of every run's own training time, however many calls made them
     out = {"backbone": backbone, "seeds": list(seeds), "domains": domains,
            "metric": f"test {TABLE_METRIC}, mean ± std over seeds of the mean over domains",
-           "points": points, "wall_seconds": round(wall, 1)}
+           "points": points, "wall_seconds": round(wall, 1),
+           "run_seconds": round(sum(r.get("seconds") or 0 for r in records), 1),
+           "runs": tuning.point_runs(point_of, records, lambda r: r["test"][TABLE_METRIC])}
     ex.write_json(out_dir / f"pareto_tlg_{backbone}.json", out)
     return {**out, "table": payload}

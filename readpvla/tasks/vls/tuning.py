@@ -11,7 +11,8 @@ points of every size, and the table again at the chosen settings.
    ``vls_hard_<backbone>`` on the hard target, :meth:`~.rows.TransferConfig.stem`).
 2. :func:`pareto`: per method and size, that size's best rate on validation, with every seed,
    scored on the **test** split; writes ``pareto_<stem>.json`` (trainable parameters vs
-   test ROUGE-1, mean ± std over seeds, the frontier) and ``<stem>_tuned.{json,md}``:
+   test ROUGE-1, mean ± std over seeds, the frontier; every Pareto run's score) and
+   ``<stem>_tuned.{json,md}``:
    the table with each row at its chosen size and rate (a subset of the Pareto runs).
 
 ::
@@ -182,6 +183,8 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
         time_s=wall, markdown=md)
     ex.write_table(out_dir, f"{config.stem(backbone)}_tuned", payload, md)
     out = {"backbone": backbone, "seeds": seeds, "metric": f"test {TEST_METRIC}, mean ± std "
-           "over seeds", "points": points, "wall_seconds": wall}
+           "over seeds", "points": points, "wall_seconds": wall,
+           "run_seconds": round(sum(r.get("seconds") or 0 for r in records), 1),
+           "runs": tuning.point_runs(variants, records, lambda r: r["test"][TEST_METRIC])}
     ex.write_json(out_dir / f"pareto_{config.stem(backbone)}.json", out)
     return {**out, "table": payload}
