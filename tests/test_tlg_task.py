@@ -327,8 +327,7 @@ def test_shipped_table_rows_follow_from_its_runs(path):
         for key in ("cells", "per_split", "avg", "params", "trainable", "total", "significant"):
             assert again[shown][key] == row[key], (path.name, shown, key)
     md = path.with_suffix(".md").read_text()
-    note = md.rstrip("\n").split("\n\n")[-1]  # the note (Table 1's carries its wall time)
-    assert md == ex.format_table(again, spec, note)
+    assert md == ex.format_table(again, spec, ex.note_of(md))  # the note: Table 1's wall time
     for shown, row in payload["rows"].items():
         line = next(x for x in md.splitlines() if x.startswith(f"| {shown} |"))
         assert f"{row['avg'][tlg.TABLE_METRIC]['mean']:.2f} ± " in line
