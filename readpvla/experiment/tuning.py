@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["FACTORS", "SIZES", "SIZE_KNOBS", "Candidate", "candidates", "choose",
-           "finite_or_zero", "pareto_front", "point_runs", "points", "row_factors", "selection",
-           "size_overrides", "sized_points"]
+           "finite_or_zero", "pareto_front", "point_runs", "points", "row_factors", "run_seconds",
+           "selection", "size_overrides", "sized_points"]
 
 #: the config field that sets each method's size (methods not listed have none)
 SIZE_KNOBS: dict[str, str] = {"read": "bottleneck", "adapter": "bottleneck", "lora": "r",
@@ -272,10 +272,16 @@ def points(variants: Mapping[str, tuple[str, int | None, float]], records: Seque
 def point_runs(variants: Mapping[str, Any], records: Sequence[dict],
                metric: Callable[[dict], float]) -> list[dict[str, Any]]:
     """The Pareto runs reduced to what :func:`points` reads, ``[{"row", "split", "seed",
-    "seconds", "trainable", "total", "score"}]`` (finished runs of ``variants`` only), so a shipped Pareto
-    file can be checked against its runs: ``points(variants, point_runs(...), seeds, lambda r:
-    r["score"], chosen)`` gives the same points."""
+    "seconds", "trainable", "total", "score"}]`` (finished runs of ``variants`` only), so a
+    shipped Pareto file can be checked against its runs: ``points(variants, point_runs(...),
+    seeds, lambda r: r["score"], chosen)`` gives the same points."""
     return [{"row": r["row"], "split": r.get("split"), "seed": int(r["seed"]),
-             "seconds": r.get("seconds"),
-             "trainable": r["trainable"], "total": r["total"], "score": float(metric(r))}
+             "seconds": r.get("seconds"), "trainable": r["trainable"], "total": r["total"],
+             "score": float(metric(r))}
             for r in records if r["row"] in variants and "error" not in r]
+
+
+def run_seconds(records: Sequence[dict]) -> float:
+    """The runs' own training time summed (s, 1 decimal): unlike a call's wall time, it covers
+    runs that an earlier, resumed call made."""
+    return round(sum(r.get("seconds") or 0 for r in records), 1)

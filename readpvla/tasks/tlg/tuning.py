@@ -160,14 +160,14 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
     payload, md = _table(spec, used, seeds, note, backbone=backbone, metric=TABLE_METRIC,
                          settings={**asdict(settings), "lam": lam}, selection=selection["chosen"],
                          wall_seconds_pareto=round(wall, 1),
-                         run_seconds=round(sum(r.get("seconds") or 0 for r in used), 1))
+                         run_seconds=tuning.run_seconds(used))
     ex.write_table(out_dir, f"table1_tuned_{backbone}", payload, md)
     # wall_seconds: this call's (a resumed call counts only what it ran); run_seconds: the sum
     # of every run's own training time, however many calls made them
     out = {"backbone": backbone, "seeds": list(seeds), "domains": domains,
            "metric": f"test {TABLE_METRIC}, mean ± std over seeds of the mean over domains",
            "points": points, "wall_seconds": round(wall, 1),
-           "run_seconds": round(sum(r.get("seconds") or 0 for r in records), 1),
+           "run_seconds": tuning.run_seconds(records),
            "runs": tuning.point_runs(point_of, records, lambda r: r["test"][TABLE_METRIC])}
     ex.write_json(out_dir / f"pareto_tlg_{backbone}.json", out)
     return {**out, "table": payload}

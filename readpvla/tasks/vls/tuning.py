@@ -184,7 +184,7 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
     ex.write_table(out_dir, f"{config.stem(backbone)}_tuned", payload, md)
     out = {"backbone": backbone, "seeds": seeds, "metric": f"test {TEST_METRIC}, mean ± std "
            "over seeds", "points": points, "wall_seconds": wall,
-           "run_seconds": round(sum(r.get("seconds") or 0 for r in records), 1),
+           "run_seconds": tuning.run_seconds(records),
            "runs": tuning.point_runs(variants, records, lambda r: r["test"][TEST_METRIC])}
     ex.write_json(out_dir / f"pareto_{config.stem(backbone)}.json", out)
     return {**out, "table": payload}
