@@ -209,6 +209,26 @@ def test_retable_refuses_an_edited_table_and_a_bad_reference(fake_task, tmp_path
         ex.retable(payload, md, delta=ex.Delta("ref", "Nope"))
 
 
+def test_retable_adds_a_column_from_scores_derived_from_the_stored_runs(fake_task, tmp_path):
+    payload, md = _stored(fake_task, tmp_path)
+    derived = [{**r, "test": {**r["test"], "half": r["test"]["m"] / 2}} for r in payload["runs"]]
+    cols = (*ex.spec_of(payload).columns, ex.Column("Half", "a", "half"))
+    new, md2 = ex.retable(payload, md, columns=cols, runs=derived)
+    assert "| Half |" in md2 and new["runs"] == derived
+    for row in ("Base", "Ref"):
+        assert new["rows"][row]["cells"]["A"] == payload["rows"][row]["cells"]["A"]
+        assert new["rows"][row]["cells"]["Half"]["mean"] == pytest.approx(
+            new["rows"][row]["cells"]["A"]["mean"] / 2, abs=0.006)
+    ex.verify_table(new, md2)
+    with pytest.raises(ValueError, match="column 'Half' has no score in run"):
+        ex.retable(payload, md, columns=cols)
+    with pytest.raises(ValueError, match="not its stored runs"):
+        ex.retable(payload, md, columns=cols, runs=derived[1:])
+    changed = [{**r, "test": {**r["test"], "m": r["test"]["m"] + 1}} for r in payload["runs"]]
+    with pytest.raises(ValueError, match="do not follow from its stored runs"):
+        ex.retable(payload, md, runs=changed)
+
+
 def test_retable_command_rewrites_the_files_atomically(fake_task, tmp_path, capsys):
     from readpvla import cli
 

@@ -417,8 +417,9 @@ def verify_table(payload: dict[str, Any], markdown: str | None = None) -> TableS
         raise ValueError(f"table {payload.get('table')!r}: row {bad!r} does not follow from "
                          "the stored runs")
     keys = {(r["row"], r["split"], int(r["seed"])) for r in payload["runs"]}
-    want = {(row, d, int(s)) for _, row in spec.rows for d in payload["splits"]
-            for s in payload["seeds"]}
+    # a table without averaged splits (VLS: every column on "test") names them in its columns
+    splits = payload["splits"] or sorted({c.split for c in spec.columns if c.split != AVG})
+    want = {(row, d, int(s)) for _, row in spec.rows for d in splits for s in payload["seeds"]}
     if keys != want:
         raise ValueError(f"table {payload.get('table')!r}: runs missing {sorted(want - keys)[:5]}"
                          f", extra {sorted(keys - want)[:5]}")
@@ -429,29 +430,48 @@ def verify_table(payload: dict[str, Any], markdown: str | None = None) -> TableS
 
 
 def retable(payload: dict[str, Any], markdown: str, *, delta: Delta | None = None,
-            marks: bool = True) -> tuple[dict[str, Any], str]:
+            marks: bool = True, columns: Sequence[Column] | None = None,
+            runs: Sequence[dict[str, Any]] | None = None, note: str | None = None
+            ) -> tuple[dict[str, Any], str]:
     """A stored table made again from its own runs with another presentation: ``delta`` (a
     :class:`Delta`; None: as stored) adds or replaces the "Δ vs" interval column, ``marks=False``
-    drops the ``‡`` significance marks (the interval replaces them). Nothing is retrained: every
-    cell comes from ``payload["runs"]`` (:func:`summarize`), the note from ``markdown``
-    (:func:`note_of`). Returns the new payload (every other field kept) and Markdown.
+    drops the ``‡`` significance marks (the interval replaces them), ``columns`` (None: as
+    stored) replaces the columns, e.g. to add a slice. Nothing is retrained: every cell comes
+    from ``payload["runs"]`` (:func:`summarize`), or from ``runs``: the same runs with scores
+    derived from what they store (e.g. a slice of their per-item scores; every stored cell must
+    still follow from them), the note from ``markdown`` (:func:`note_of`) unless ``note`` is
+    given. Returns the new payload (every other field kept) and Markdown.
 
     Raises:
         ValueError: the stored cells do not follow from the stored runs (the payload was edited
-            or made by other code: nothing is rewritten), or ``delta`` names no row / column.
+            or made by other code: nothing is rewritten), ``runs`` are not the stored runs' keys,
+            a column's metric is missing from a run, or ``delta`` names no row / column.
     """
     spec = spec_of(payload)
-    if summarize(payload["runs"], spec, payload["seeds"]) != payload["rows"]:
+    if runs is None:
+        runs = payload["runs"]
+    elif [(r["row"], r["split"], r["seed"]) for r in runs] != [
+            (r["row"], r["split"], r["seed"]) for r in payload["runs"]]:
+        raise ValueError(f"table {payload.get('table')!r}: the runs given are not its stored "
+                         "runs (row, split, seed)")
+    if summarize(runs, spec, payload["seeds"]) != payload["rows"]:
         raise ValueError(f"table {payload.get('table')!r}: its cells do not follow from its "
                          "stored runs; not rewriting it")
-    new = TableSpec(title=spec.title, rows=spec.rows, columns=spec.columns, splits=spec.splits,
+    new = TableSpec(title=spec.title, rows=spec.rows,
+                    columns=tuple(columns) if columns is not None else spec.columns,
+                    splits=spec.splits,
                     reference=spec.reference if marks else None, alpha=spec.alpha,
                     note=spec.note, extra_metrics=spec.extra_metrics,
                     delta=delta if delta is not None else spec.delta)
     new.delta_column()  # a bad column raises here
-    summary = summarize(payload["runs"], new, payload["seeds"])
-    md = format_table(summary, new, note_of(markdown))
-    base = table_payload(new, summary, payload["runs"], payload["seeds"])
+    missing = [(c.header, r["row"], r["seed"]) for c in new.columns for r in runs
+               if "error" not in r and c.metric not in r.get("test", {})]
+    if missing and columns is not None:
+        raise ValueError(f"table {payload.get('table')!r}: column {missing[0][0]!r} has no "
+                         f"score in run ({missing[0][1]}, seed {missing[0][2]})")
+    summary = summarize(runs, new, payload["seeds"])
+    md = format_table(summary, new, note_of(markdown) if note is None else note)
+    base = table_payload(new, summary, list(runs), payload["seeds"])
     out = {**payload, **base}
     if "markdown" in payload:  # a payload that stores its Markdown (VLS) gets the new one
         out["markdown"] = md

@@ -25,7 +25,18 @@ The parts, as in every task (:mod:`readpvla.tasks`): :mod:`.data`, :mod:`.loss`,
 
 from .cli import main, pretrain_main, transfer_main, tune_main
 from .data import StepBatches, default_data_dir, model_inputs, to_device
-from .evaluate import METRICS, evaluate, per_sample_rouge, summarize, validation_loss
+from .evaluate import (
+    METRICS,
+    VIDEO_METRIC,
+    evaluate,
+    group_scores,
+    per_sample_rouge,
+    summarize,
+    unnamed_steps,
+    validation_loss,
+    video_reliant,
+    with_video_slice,
+)
 from .loss import PVLASettings, pvla_term, vls_loss
 from .pretrain import (
     BACKBONES,
@@ -51,8 +62,10 @@ from .transfer import (
     TrainConfig,
     TransferData,
     finetune,
+    has_video_slice,
     jobs,
     load_transfer_data,
+    retable_with_video,
     run,
     run_transfer,
     table_spec,
@@ -68,6 +81,6 @@ __all__ = [
     "finetune", "jobs", "load_backbone", "load_transfer_data", "main", "method_config",
     "model_inputs", "per_sample_rouge", "pretrain", "pretrain_main", "pvla_term", "run",
     "run_transfer", "summarize", "table_spec", "to_device", "transfer_main", "transfer_run",
-    "tune_main",
-    "validation_loss", "vls_loss",
+    "tune_main", "VIDEO_METRIC", "group_scores", "has_video_slice", "retable_with_video", "unnamed_steps",
+    "validation_loss", "video_reliant", "vls_loss", "with_video_slice",
 ]

@@ -42,12 +42,20 @@ from readpvla.data.how2 import How2Collator, How2Sample, load_split
 from readpvla.train import fit
 
 from .data import StepBatches
-from .evaluate import METRICS, evaluate, validation_loss, validation_rouge
+from .evaluate import (
+    METRICS,
+    VIDEO_METRIC,
+    evaluate,
+    validation_loss,
+    validation_rouge,
+    video_note,
+    with_video_slice,
+)
 from .loss import PVLASettings, vls_loss
 from .pretrain import DATA_ROOT, backbone_class, checkpoint_path, load_backbone
 from .rows import METHODS, TransferConfig, method_config, parse_row, row_label
 
-__all__ = ["TrainConfig", "TransferData", "finetune", "jobs", "load_transfer_data", "run",
+__all__ = ["TrainConfig", "TransferData", "finetune", "has_video_slice", "jobs", "retable_with_video", "load_transfer_data", "run",
            "run_transfer", "table_spec", "transfer_run"]
 
 
@@ -193,8 +201,8 @@ def transfer_run(data: TransferData, method: str, seed: int, config: TransferCon
     which needs ``config.select == "rouge"`` with validation.
 
     Returns:
-        ``{"method", "lr", "test": {"rouge1", "rouge2", "rougeL"}, "per_item": {metric: one
-        score per test video}, "params" (the "#params (M) (%)" string), "trainable", "total",
+        ``{"method", "lr", "test": {"rouge1", "rouge2", "rougeL"[, VIDEO_METRIC]}, "per_item":
+        {metric: one score per test video}, "params" (the "#params (M) (%)" string), "trainable", "total",
         "steps", "best_step", "train_time_s", "final_loss", "final_pvla", "example",
         "ot_unconverged_steps" (if some PVLA plan missed its tolerance)}``.
     """
@@ -228,6 +236,8 @@ def transfer_run(data: TransferData, method: str, seed: int, config: TransferCon
         record.update(test={k: ev[k] for k in METRICS},
                       per_item={k: ev["per_sample"][k] for k in METRICS},
                       example=ev["predictions"][0])
+        if all(x.steps for x in data.test):  # the synthetic annotations: the "Video" slice
+            record = with_video_slice(record, data.test)
     else:
         record["val"] = {"rougeL": hist["best_val_rouge"]}
     if hist["ot_unconverged_steps"]:
@@ -277,18 +287,51 @@ def jobs(backbone: str, methods: Sequence[str], seeds: Sequence[int], config: Tr
             for m in methods for s in seeds]
 
 
+def has_video_slice(records: Sequence[dict[str, Any]]) -> bool:
+    """Whether every finished run scored the "Video" slice (the table then shows it)."""
+    done = [r for r in records if "error" not in r]
+    return bool(done) and all(VIDEO_METRIC in r["test"] for r in done)
+
+
+def retable_with_video(payload: dict[str, Any], markdown: str,
+                       data_root: str | Path = DATA_ROOT) -> tuple[dict[str, Any], str]:
+    """A stored VLS table (made before the "Video" slice existed) with its "Video" column,
+    computed from each run's stored per-video ROUGE-1 (:func:`~.evaluate.with_video_slice`) over
+    the table's test split; nothing is retrained (:func:`readpvla.experiment.retable`). Returns
+    the new payload and Markdown; the arguments are not modified.
+
+    Raises:
+        ValueError: the table's cells do not follow from its runs, or a run's per-video scores
+            do not match the test split.
+    """
+    settings = payload["settings"]
+    split = TransferConfig(**{**settings, "learning_rates": tuple(
+        tuple(x) for x in settings.get("learning_rates", ()))}).split("test")
+    test = load_split(data_root, split)[: settings["n_test"]]
+    runs = [with_video_slice(r, test) if "error" not in r else r for r in payload["runs"]]
+    spec = ex.spec_of(payload)
+    columns = tuple(c for c in spec.columns if c.metric != VIDEO_METRIC) + (
+        ex.Column("Video", "test", VIDEO_METRIC),)
+    note = ex.note_of(markdown)
+    if "Video: " not in note:
+        note = f"{note} {video_note(test)}".strip()
+    return ex.retable(payload, markdown, columns=columns, runs=runs, note=note)
+
+
 #: the table titles of the targets (:attr:`~.rows.TransferConfig.target`)
 TITLES = {"target": "VLS on synthetic How2 (low-resource target split)",
           "hard": "VLS on synthetic How2 (hard target split: paraphrased summaries)"}
 
 
 def table_spec(backbone: str, methods: Sequence[str], seeds: Sequence[int], note: str,
-               title: str | None = None) -> ex.TableSpec:
+               title: str | None = None, video: bool = False) -> ex.TableSpec:
     """Tables 4 / 5's shape: R1, R2, RL on the test split, and "Δ vs READ-PVLA": each row's
     ROUGE-1 difference with a 95% paired bootstrap interval over test videos x seeds
     (:class:`readpvla.experiment.Delta`; it replaced the one-sided Wilcoxon ``‡`` marks, so
     every task's tables show their noise the same way). ``methods`` are grid rows (a method,
-    or a method at a size: :func:`~.rows.sized_row`); the reference is the READ-PVLA row."""
+    or a method at a size: :func:`~.rows.sized_row`); the reference is the READ-PVLA row.
+    With ``video`` a "Video" column: ROUGE-1 on the test videos whose transcript leaves at
+    least two steps to the video (:data:`~.evaluate.VIDEO_METRIC`, the task's slice)."""
     name = backbone_class(backbone).__name__
     n = len(seeds)
     ref = next((m for m in methods if parse_row(m)[0] == "read-pvla"), None)
@@ -298,7 +341,8 @@ def table_spec(backbone: str, methods: Sequence[str], seeds: Sequence[int], note
           f"({f'mean ± std over {n} seeds' if n > 1 else 'one seed'})",
         rows=tuple((row_label(m), m) for m in methods),
         columns=(ex.Column("R1", "test", "rouge1"), ex.Column("R2", "test", "rouge2"),
-                 ex.Column("RL", "test", "rougeL")),
+                 ex.Column("RL", "test", "rougeL"))
+        + ((ex.Column("Video", "test", VIDEO_METRIC),) if video else ()),
         delta=ex.Delta(ref, "R1") if ref is not None else None, note=note)
 
 
@@ -373,10 +417,11 @@ def run_transfer(backbone: str = "bart", methods: Sequence[str] = METHODS,
     runs = ex.run_grid(grid, executor, workers=workers, address=address, records=records,
                        resume=resume, progress=progress,
                        log=(lambda r: log(f"{backbone} {_describe(r)}")) if log else None)
+    video = has_video_slice(runs)
     note = (f"Trainable #params (M) (%). Pretrained backbone without tuning: "
             f"R1 {zero_shot['rouge1']:.2f}, R2 {zero_shot['rouge2']:.2f}, "
-            f"RL {zero_shot['rougeL']:.2f}.")
-    spec = table_spec(backbone, methods, seeds, note, title=TITLES[config.target])
+            f"RL {zero_shot['rougeL']:.2f}." + (f" {video_note(test)}" if video else ""))
+    spec = table_spec(backbone, methods, seeds, note, title=TITLES[config.target], video=video)
     summary = ex.summarize(runs, spec, seeds)
     md = ex.format_table(summary, spec)
     payload = ex.table_payload(

@@ -43,9 +43,10 @@ import torch
 from readpvla import experiment as ex
 from readpvla.experiment import tuning
 
+from .evaluate import video_note
 from .pretrain import DATA_ROOT, backbone_class
 from .rows import LABELS, METHODS, PEFT_METHOD, TransferConfig, sized_row
-from .transfer import TITLES, jobs, table_spec, untuned_scores
+from .transfer import TITLES, has_video_slice, jobs, table_spec, untuned_scores
 
 __all__ = ["candidate_jobs", "pareto", "tune"]
 
@@ -165,15 +166,19 @@ def pareto(backbone: str, selection: dict[str, Any] | str | Path, seeds: Sequenc
     wall = round(time.perf_counter() - t0, 1)
     chosen = {label: c["variant"] for label, c in selection["chosen"].items()}
     points = tuning.points(variants, records, seeds, lambda r: r["test"][TEST_METRIC], chosen)
-    zs, _ = untuned_scores(backbone, config, data_root, checkpoint, device)
+    zs, test = untuned_scores(backbone, config, data_root, checkpoint, device)
     note = (f"Trainable #params (M) (%). Equal effort: every row at the size and learning rate "
             f"the tuning protocol chose on the validation split (readpvla.experiment.tuning; "
             f"tuning_{config.stem(backbone)}.json), model selection by validation ROUGE-L with the "
             f"untuned start a candidate. Pretrained backbone without tuning: R1 "
             f"{zs['rouge1']:.2f}, R2 {zs['rouge2']:.2f}, RL {zs['rougeL']:.2f}.")
     rows = list(chosen.values())
-    spec = table_spec(backbone, rows, seeds, note, title=TITLES[config.target] + ", equal effort,")
     used = [r for r in records if r["row"] in rows]
+    video = has_video_slice(used)
+    if video:
+        note += f" {video_note(test)}"
+    spec = table_spec(backbone, rows, seeds, note, title=TITLES[config.target] + ", equal effort,",
+                      video=video)
     summary = ex.summarize(used, spec, seeds)
     md = ex.format_table(summary, spec)
     payload = ex.table_payload(
