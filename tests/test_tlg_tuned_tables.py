@@ -6,11 +6,10 @@ the Pareto points of the chosen settings are the table's averages."""
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
+from tuned_checks import check_choice, check_tuned_table
 
-from readpvla import experiment as ex
 from readpvla.experiment import tuning
 from readpvla.tasks import tlg
 
@@ -25,22 +24,7 @@ def _backbone(path):
 @pytest.mark.skipif(not SHIPPED, reason="no shipped TLG tuning")
 @pytest.mark.parametrize("path", SHIPPED, ids=_backbone)
 def test_the_choice_follows_from_the_stored_validation_scores(path):
-    sel = json.loads(path.read_text())
-    scores, methods = {}, {}
-    for c in sel["candidates"]:
-        per_domain = c["per_domain"]
-        assert sorted(per_domain) == sorted(sel["domains"])
-        assert all(math.isfinite(v) for v in per_domain.values())
-        assert c["val"] == pytest.approx(sum(per_domain.values()) / len(per_domain), abs=1e-4)
-        cand = tuning.Candidate(c["row"], methods.setdefault(c["row"], c["row"]), c["size"],
-                                c["factor"])
-        scores[cand] = sum(per_domain.values()) / len(per_domain)
-    again = tuning.selection(scores, lambda c: c.row, lambda c: 0.0)
-    assert {r: (c["size"], c["factor"]) for r, c in sel["chosen"].items()} == {
-        r: (c["size"], c["factor"]) for r, c in again["chosen"].items()}
-    assert sel["best_per_size"] == again["best_per_size"]
-    budget = set(sel["budget"].values())
-    assert len(budget) == 1, f"unequal tuning budgets: {sel['budget']}"
+    check_choice(json.loads(path.read_text()))
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no shipped TLG tuning")
@@ -50,12 +34,8 @@ def test_the_tuned_table_and_pareto_points_follow_from_their_runs(path):
     sel = json.loads(path.read_text())
     table_path = RESULTS / f"table1_tuned_{backbone}.json"
     payload = json.loads(table_path.read_text())
-    ex.verify_table(payload, table_path.with_suffix(".md").read_text())
-    variant_of = {row: c["variant"] for row, c in sel["chosen"].items()}
-    lr_of = {c["variant"]: c["lr"] for c in sel["chosen"].values()}
-    assert {r["row"] for r in payload["runs"]} == set(lr_of)
-    for r in payload["runs"]:  # the table's runs trained at the chosen size and rate, on test
-        assert r["lr"] == pytest.approx(lr_of[r["row"]], rel=1e-9)
+    variant_of = check_tuned_table(sel, payload, table_path.with_suffix(".md").read_text())
+    for r in payload["runs"]:  # on test
         assert r["split"] in sel["domains"] and "test" in r
     # every point follows from the stored runs, and the table's runs are among them
     pareto = json.loads((RESULTS / f"pareto_tlg_{backbone}.json").read_text())

@@ -8,11 +8,10 @@ unless it also did on validation (selection includes the start)."""
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
+from tuned_checks import check_choice, check_tuned_table
 
-from readpvla import experiment as ex
 from readpvla.experiment import tuning
 from readpvla.tasks import vls
 from readpvla.tasks.vls.tuning import TEST_METRIC
@@ -29,15 +28,7 @@ def _stem(path):
 @pytest.mark.parametrize("path", SHIPPED, ids=_stem)
 def test_the_choice_follows_from_the_stored_validation_scores(path):
     sel = json.loads(path.read_text())
-    scores = {}
-    for c in sel["candidates"]:
-        assert math.isfinite(c["val"])
-        scores[tuning.Candidate(c["row"], c["row"], c["size"], c["factor"])] = c["val"]
-    again = tuning.selection(scores, lambda c: c.row, lambda c: 0.0)
-    assert {r: (c["size"], c["factor"]) for r, c in sel["chosen"].items()} == {
-        r: (c["size"], c["factor"]) for r, c in again["chosen"].items()}
-    assert sel["best_per_size"] == again["best_per_size"]
-    assert len(set(sel["budget"].values())) == 1, f"unequal tuning budgets: {sel['budget']}"
+    check_choice(sel)
     assert sorted(sel["chosen"]) == sorted(vls.LABELS[m] for m in vls.METHODS)
 
 
@@ -48,13 +39,8 @@ def test_the_tuned_table_and_pareto_points_follow_from_their_runs(path):
     sel = json.loads(path.read_text())
     table_path = RESULTS / f"{stem}_tuned.json"
     payload = json.loads(table_path.read_text())
-    ex.verify_table(payload, table_path.with_suffix(".md").read_text())
-    variant_of = {row: c["variant"] for row, c in sel["chosen"].items()}
-    lr_of = {c["variant"]: c["lr"] for c in sel["chosen"].values()}
-    assert {r["row"] for r in payload["runs"]} == set(lr_of)
-    for r in payload["runs"]:  # the table's runs trained at the chosen size and rate, on test
-        assert r["lr"] == pytest.approx(lr_of[r["row"]], rel=1e-9)
-        assert r["split"] == "test"
+    variant_of = check_tuned_table(sel, payload, table_path.with_suffix(".md").read_text())
+    assert all(r["split"] == "test" for r in payload["runs"])
     pareto = json.loads((RESULTS / f"pareto_{stem}.json").read_text())
     assert pareto["seeds"] == payload["seeds"]
     method_of = {vls.LABELS[m]: m for m in vls.METHODS}
