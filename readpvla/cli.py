@@ -8,6 +8,7 @@
     readpvla pretrain-tlg / transfer-tlg            TLG backbones, Table 1 and ablations
     readpvla pretrain-vls --backbone bart|t5        pretrain a VG backbone (synthetic How2)
     readpvla transfer-vls --backbone bart [--full]  Tables 4/5: every method, ROUGE
+    readpvla tune-vls / probe-vls                   VLS equal effort; mechanism probes
     readpvla pretrain-videoclip --temporal frames   pretrain the video CLIP (rendered videos)
     readpvla transfer-retrieval / transfer-recognition   text-video retrieval, action recognition
 """
@@ -194,6 +195,12 @@ def _tune_vls(args: argparse.Namespace, rest: list[str]) -> int:
     return tune_main(rest)
 
 
+def _probe_vls(args: argparse.Namespace, rest: list[str]) -> int:
+    from readpvla.tasks.vls import probe_main
+
+    return probe_main(rest)
+
+
 def _pretrain_tlg(args: argparse.Namespace, rest: list[str]) -> int:
     from readpvla.tasks.tlg import pretrain_main
 
@@ -310,6 +317,8 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
     "transfer-vls": ("low-resource VLS transfer, all methods (Tables 4/5)", _transfer_vls),
     "tune-vls": ("VLS equal-effort tuning (size x lr on validation ROUGE-L), Pareto points, table",
                  _tune_vls),
+    "probe-vls": ("VLS mechanism probes: clip order, PVLA alignment, READ-PVLA sensitivity",
+                  _probe_vls),
     "pretrain-videoclip": ("pretrain the offline video CLIP on the rendered source split",
                            _pretrain_videoclip),
     "transfer-retrieval": ("text-video retrieval transfer on the rendered target domains",

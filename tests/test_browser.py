@@ -216,11 +216,12 @@ class Server:
 
 @pytest.fixture(scope="module")
 def workdir(browser_ready, tmp_path_factory):
-    """A temp copy of notebooks 02, 03 and 09 (and 03 again for Notebook 7), with the data
+    """A temp copy of notebooks 02, 03, 06 and 09 (and 03 again for Notebook 7), with the data
     beside."""
     root = tmp_path_factory.mktemp("jupyter") / "root"
     (root / "notebooks").mkdir(parents=True)
-    for name in ("02_partial_ot.ipynb", "03_pvla_loss.ipynb", "09_msta.ipynb"):
+    for name in ("02_partial_ot.ipynb", "03_pvla_loss.ipynb", "06_video_language_summarisation.ipynb",
+                 "09_msta.ipynb"):
         shutil.copy(NOTEBOOKS / name, root / "notebooks" / name)
     shutil.copy(NOTEBOOKS / "03_pvla_loss.ipynb", root / "notebooks" / "03_pvla_loss_nb7.ipynb")
     (root / "data_samples").symlink_to(REPO / "data_samples")  # the notebooks read ../data_samples
@@ -582,6 +583,36 @@ def test_notebook_09_run_all_and_its_figures_in_jupyterlab(lab, driver, steps):
         assert not _severe(steps.logs()), _severe(steps.console)
         lab.shutdown_kernels()
         print(f"Run All of notebook 09 in JupyterLab: {seconds:.1f} s, {len(figs)} figures")
+
+
+def test_notebook_06_run_all_and_its_pareto_figures_in_jupyterlab(lab, driver, steps):
+    """Notebook 06 (VLS) as a user runs it: Run All, no error, every figure drawn and inside its
+    output area, one accuracy-vs-parameters figure per shipped hard-target Pareto file (this
+    notebook's backbone first), and the shipped probe tables rendered as tables."""
+    name = "06_video_language_summarisation"
+    shipped = [b for b in ("bart", "t5")
+               if (REPO / "data_samples" / "how2" / "results" / f"pareto_vls_hard_{b}.json").exists()]
+    probes = [b for b in ("bart", "t5")
+              if (REPO / "data_samples" / "how2" / "results" / f"probes_vls_hard_{b}.md").exists()]
+    with steps.recording("notebook06"):
+        _open(driver, lab, f"lab/workspaces/nb06/tree/notebooks/{name}.ipynb")
+        time.sleep(3)
+        assert not _dirty(driver), f"{name}: opening the notebook marked it modified"
+        seconds = _run_all(driver, steps, name)
+        _check_outputs(driver, steps, name, _expected_figures(NOTEBOOKS / f"{name}.ipynb"))
+        figs = _check_figures_fit(driver, name)
+        pareto = [f["title"] for f in figs if "ROUGE-1 vs trainable parameters" in f["title"]]
+        assert [t.split(",")[0] for t in pareto] == [f"VG-{b.upper()}" for b in shipped], pareto
+        headings = _js(driver, "return [...panel.querySelectorAll('.jp-RenderedMarkdown h3')]"
+                               ".map(h => h.textContent)")
+        tables = _js(driver, "return panel.querySelectorAll('.jp-RenderedMarkdown table').length")
+        shown = [h for h in headings if h.startswith("Shipped run: Does PVLA align")]
+        assert len(shown) == len(probes), headings
+        assert tables >= 3 * len(probes) + len(shipped), tables
+        steps.shot(f"{name}_figures")
+        assert not _severe(steps.logs()), _severe(steps.console)
+        lab.shutdown_kernels()
+        print(f"Run All of notebook 06 in JupyterLab: {seconds:.1f} s, {len(figs)} figures")
 
 
 def test_notebook_03_and_its_explorer_in_notebook7(notebook7, driver, steps):

@@ -49,7 +49,8 @@ from readpvla.data.qvh import _npz_array, _open_npz, _text_lines, _utf8_error, _
 
 __all__ = ["DOMAINS", "HARD", "How2Collator", "How2Config", "How2Sample", "LOW_RESOURCE",
            "SOURCE_TASKS",
-           "TARGET_TASKS", "build_data_samples", "build_tokenizer", "decode", "generate_split",
+           "TARGET_TASKS", "build_data_samples", "build_tokenizer", "clip_step_labels", "decode",
+           "generate_split",
            "load_split", "load_tokenizer", "train_tokenizer", "vocabulary", "write_split"]
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # ids 0, 1, 2, 3
@@ -235,15 +236,26 @@ def _world(config: How2Config) -> dict[str, np.ndarray]:
 
 
 def _clips(steps: Sequence[tuple[str, str]], rng: np.random.Generator, world: dict[str, np.ndarray],
-           config: How2Config, noise_scale: float) -> np.ndarray:
-    """Clip features ``[T, D]``: talking head, then each step's clips in order, then talking head."""
-    protos: list[np.ndarray] = [world["head"]] * int(rng.integers(1, 4))
-    for v, o in steps:
+           config: How2Config, noise_scale: float, labels: list[int] | None = None) -> np.ndarray:
+    """Clip features ``[T, D]``: talking head, then each step's clips in order, then talking head.
+    ``labels`` (if given) receives what each clip shows: the step's index, -1 talking head, -2 a
+    transition clip (the random draws are the same either way)."""
+    n_head = int(rng.integers(1, 4))
+    protos: list[np.ndarray] = [world["head"]] * n_head
+    marks = [-1] * n_head
+    for s, (v, o) in enumerate(steps):
         p = world[f"v:{v}"] + world[f"o:{o}"]
         if len(protos) > 0:  # one transition clip that blends the previous and the next step
             protos.append(0.5 * (protos[-1] + p))
-        protos += [p] * int(rng.integers(config.clips_per_step[0], config.clips_per_step[1] + 1))
-    protos += [world["head"]] * int(rng.integers(1, 3))
+            marks.append(-2)
+        n = int(rng.integers(config.clips_per_step[0], config.clips_per_step[1] + 1))
+        protos += [p] * n
+        marks += [s] * n
+    n_tail = int(rng.integers(1, 3))
+    protos += [world["head"]] * n_tail
+    marks += [-1] * n_tail
+    if labels is not None:
+        labels[:] = marks
     t, d = len(protos), config.video_dim
     sigma = config.clip_noise * noise_scale / np.sqrt(d)
     e = np.empty((t, d))
@@ -291,7 +303,8 @@ def _transcript(task: str, steps: Sequence[tuple[str, str]], rng: np.random.Gene
 
 
 def generate_split(domain: str, n: int, seed: int, config: How2Config | None = None,
-                   prefix: str | None = None) -> list[How2Sample]:
+                   prefix: str | None = None, clip_labels: list[np.ndarray] | None = None
+                   ) -> list[How2Sample]:
     """Draw ``n`` samples of a domain, reproducibly.
 
     Args:
@@ -303,6 +316,9 @@ def generate_split(domain: str, n: int, seed: int, config: How2Config | None = N
         seed: the split's seed; the latent word vectors come from ``config.world_seed``.
         config: generator knobs (default :class:`How2Config`).
         prefix: ``vid`` prefix (default: the domain name).
+        clip_labels: if given, receives one int array ``[T]`` per sample: what each clip shows
+            (the step's index, -1 talking head, -2 a transition; the generator's truth, which
+            :func:`clip_step_labels` recovers from the features).
 
     Returns:
         ``n`` :class:`How2Sample`, same output for the same arguments.
@@ -325,14 +341,58 @@ def generate_split(domain: str, n: int, seed: int, config: How2Config | None = N
         task, dom, pool = tasks[int(rng.integers(len(tasks)))]
         k = int(rng.integers(config.min_steps, config.max_steps + 1))
         steps = [pool[j] for j in rng.permutation(len(pool))[:k]]  # the order they happen in
+        marks: list[int] = []
         out.append(How2Sample(
             vid=f"{prefix}_{i:06d}",
             transcript=_transcript(task, steps, rng, tconfig),
             summary=_hard_summary(task, steps, rng) if hard else _summary(domain, task, steps),
-            video=_clips(steps, rng, world, config, noise_scale),
+            video=_clips(steps, rng, world, config, noise_scale, marks),
             task=task, domain=dom, steps=[f"{v} the {o}" for v, o in steps],
         ))
+        if clip_labels is not None:
+            clip_labels.append(np.asarray(marks, dtype=np.int64))
     return out
+
+
+def clip_step_labels(sample: How2Sample, config: How2Config | None = None) -> np.ndarray:
+    r"""Which of its steps each clip of a synthetic video shows, recovered from the features.
+
+    Every clip is :math:`x_t = p_t + c + e_t` with :math:`p_t` the talking-head vector or a
+    step's :math:`v_{verb} + o_{object}` (:func:`generate_split`); the label is the nearest of
+    those prototypes of the video (its steps and the talking head) after removing the video's
+    offset (estimated as the mean residual to the nearest prototypes, two rounds):
+
+    .. math:: \ell_t = rg\min_{s \in \{	ext{head}, 1..K\}} \lVert x_t - \hat c - p_sVert
+
+    Returns an int array ``[T]``: the step's index in ``sample.steps`` (0-based), or -1 for the
+    talking head. A transition clip (half one step, half the next) goes to the nearer of the
+    two. On the shipped hard test split 99.9% of the non-transition clips get the generator's
+    label (``tests/test_vls_probes.py`` checks fresh draws).
+
+    Raises:
+        ValueError: a sample without ``steps``, a step that is not "<verb> the <object>" of
+            the generator's vocabulary, or features of another width than ``config.video_dim``.
+    """
+    config = config or How2Config()
+    if not sample.steps:
+        raise ValueError(f"{sample.vid}: no 'steps' annotation (the synthetic splits carry it)")
+    world = _world(config)
+    protos = [world["head"]]
+    for step in sample.steps:
+        verb, the, obj = (step.split(" ") + ["", "", ""])[:3]
+        if the != "the" or f"v:{verb}" not in world or f"o:{obj}" not in world:
+            raise ValueError(f"{sample.vid}: step {step!r} is not '<verb> the <object>' of the "
+                             "synthetic vocabulary")
+        protos.append(world[f"v:{verb}"] + world[f"o:{obj}"])
+    x = np.asarray(sample.video, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != config.video_dim:
+        raise ValueError(f"{sample.vid}: video must be [T, {config.video_dim}], got {x.shape}")
+    p = np.stack(protos)  # (K + 1, D)
+    offset = np.zeros(x.shape[1])
+    for _ in range(2):
+        near = ((x - offset)[:, None, :] - p[None]).__pow__(2).sum(-1).argmin(1)  # (T,)
+        offset = (x - p[near]).mean(0)
+    return near.astype(np.int64) - 1
 
 
 # -- files ------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@
 - :mod:`.intervals`: :func:`paired_bootstrap` / :func:`compare_rows` (the difference of two rows
   with a paired bootstrap interval over test items and seeds), :func:`paired_bootstrap_hm` /
   :func:`compare_rows_hm` (the same for a harmonic mean of two item means, base-to-novel HM),
+  :func:`difference_in_differences` (a row's lead over another under a treatment minus under
+  the control: the mechanism probes),
   :func:`interval_vs_seeds` ("how many seeds do I need?").
 - :mod:`.rates`: :func:`load_lrs`, the chosen learning rates a task's protocol wrote.
 - :mod:`.tuning`: the equal-effort protocol (the same number of tuning runs for every row over
@@ -36,6 +38,7 @@ from .intervals import (
     SeedCurve,
     compare_rows,
     compare_rows_hm,
+    difference_in_differences,
     interval_vs_seeds,
     item_scores,
     paired_bootstrap,
@@ -77,6 +80,7 @@ __all__ = [
     "check_writable",
     "compare_rows",
     "compare_rows_hm",
+    "difference_in_differences",
     "compare_runs",
     "deltas",
     "format_table",

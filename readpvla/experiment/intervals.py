@@ -56,7 +56,7 @@ from typing import Any, TextIO
 import numpy as np
 
 __all__ = ["Interval", "NoItemScores", "SeedCurve", "compare_rows", "compare_rows_hm",
-           "harmonic_mean", "interval_vs_seeds", "item_scores", "paired_bootstrap",
+           "difference_in_differences", "harmonic_mean", "interval_vs_seeds", "item_scores", "paired_bootstrap",
            "paired_bootstrap_hm"]
 
 Scores = Mapping[tuple[str, int], Sequence[float] | np.ndarray]
@@ -383,6 +383,55 @@ def compare_rows(records: Sequence[dict[str, Any]], row: str, reference: str, me
     b = item_scores(records, reference, metric, splits, seeds)
     _item_ids(records, (row, reference), splits, seeds)
     return paired_bootstrap(a, b, n_boot=n_boot, level=level, seed=seed)
+
+
+def difference_in_differences(treated: Sequence[dict[str, Any]], control: Sequence[dict[str, Any]],
+                              row: str, reference: str, metric: str,
+                              seeds: Sequence[int] | None = None, *, n_boot: int = 2000,
+                              level: float = 0.95, seed: int = 0) -> Interval:
+    r"""How much more ``row`` beats ``reference`` under one condition than under another:
+
+    .. math:: \Delta\Delta = (	ext{row} - 	ext{reference} \mid 	ext{treated})
+              - (	ext{row} - 	ext{reference} \mid 	ext{control})
+
+    with a paired bootstrap interval over the test items x seeds (the mechanism probes of issue
+    15: an order-blind backbone or shuffled clips as the treatment, the intact one as the
+    control). Both conditions must score the same items with the same seeds in every split, so
+    that each item's two differences pair up.
+
+    Args:
+        treated, control: run records of both rows under each condition (the same row names).
+        row, reference, metric, seeds, n_boot, level, seed: as :func:`compare_rows`.
+
+    Raises:
+        NoItemScores, ValueError: as :func:`compare_rows` (a missing run of either row, seeds or
+            items that differ).
+    """
+    def diffs(records: Sequence[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+        by = {(r["row"], r["split"], int(r["seed"])): r for r in records if "error" not in r}
+        out = []
+        for (r, split, s), rec in by.items():
+            if r != row:
+                continue
+            other = by.get((reference, split, s))
+            if other is None:
+                raise ValueError(f"no run of {reference!r} on {split!r} seed {s} ({label})")
+            a, b = (np.asarray(x["per_item"][metric], dtype=float) if metric in
+                    x.get("per_item", {}) else None for x in (rec, other))
+            if a is None or b is None:
+                raise NoItemScores(f"a run lacks per-item {metric!r} scores ({label})")
+            if a.shape != b.shape:
+                raise ValueError(f"{row!r} and {reference!r} score different items on {split!r} "
+                                 f"seed {s} ({label})")
+            out.append({"row": label, "split": split, "seed": s,
+                        "per_item": {metric: list(a - b)}})
+        if not out:
+            raise ValueError(f"no run of {row!r} ({label})")
+        return out
+
+    pseudo = diffs(treated, "treated") + diffs(control, "control")
+    return compare_rows(pseudo, "treated", "control", metric, seeds=seeds, n_boot=n_boot,
+                        level=level, seed=seed)
 
 
 def compare_rows_hm(records: Sequence[dict[str, Any]], row: str, reference: str,

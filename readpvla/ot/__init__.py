@@ -8,6 +8,8 @@
   loss of a training step with one batched solve.
 - :func:`paper_algorithm1` (Algorithm 1 as printed: balanced OT in disguise), :func:`sinkhorn`
   (balanced), :func:`cosine_cost`, :func:`l2_cost`.
+- :func:`plan_share`, :func:`summarize_shares`: how much of a plan lands on given pairs (the
+  alignment probes inside trained models).
 """
 
 from .balanced import sinkhorn
@@ -19,6 +21,7 @@ from .partial import (
     partial_sinkhorn,
     partial_wasserstein_cost,
 )
+from .probe import plan_share, summarize_shares
 from .pvla import (
     ALIGNMENT_METHODS,
     alignment_loss,
@@ -38,10 +41,12 @@ __all__ = [
     "cosine_cost",
     "l2_cost",
     "paper_algorithm1",
+    "plan_share",
     "partial_sinkhorn",
     "partial_wasserstein_cost",
     "pooled_distance_loss",
     "pvla_loss",
     "sinkhorn",
+    "summarize_shares",
     "vla_loss",
 ]

@@ -32,7 +32,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -94,24 +93,14 @@ def plan_mass_on_gt(model: nn.Module, dataset: TLGDataset, mass: float = MASS, t
             gt = (batch.saliency > 0) & batch.video_mask  # (B, Nv) the ground-truth clips
             n_clips = batch.video_mask.sum(1).clamp(min=1)
             chances += (100.0 * gt.sum(1) / n_clips).tolist()
-            per_block = []
-            for h_v, h_l in zip(out.h_v, out.h_l):
-                cost = ot.cosine_cost(h_v.double(), h_l.double())  # (B, Nv, Nl)
-                plan, _ = ot.partial_sinkhorn(cost, mass=mass, tau=tau, max_iter=max_iter,
-                                              tol=tol, mask_a=out.mask_v, mask_b=out.mask_l)
-                on_gt = (plan.sum(2) * gt.to(plan.device)).sum(1)  # (B,)
-                per_block.append((100.0 * on_gt / plan.sum((1, 2)).clamp(min=1e-30)).tolist())
+            per_block = [ot.plan_share(h_v, h_l, gt[:, :, None], mass, tau, max_iter, tol,
+                                       out.mask_v, out.mask_l).tolist()
+                         for h_v, h_l in zip(out.h_v, out.h_l)]
             shares += [list(x) for x in zip(*per_block)]  # (B, M)
     finally:
         model.train(was)
-    s = np.asarray(shares)  # (Q, M)
-    c = np.asarray(chances)
-    blocks = [{"block": m, "share": round(float(s[:, m].mean()), 4),
-               "chance": round(float(c.mean()), 4),
-               "lift": round(float(s[:, m].mean() / max(c.mean(), 1e-12)), 4),
-               "per_item": {"share": s[:, m].round(4).tolist(), "chance": c.round(4).tolist()}}
-              for m in range(s.shape[1])]
-    return {"blocks": blocks, "n_queries": int(s.shape[0]), "mass": mass, "tau": tau}
+    blocks = ot.summarize_shares(shares, chances, "block")
+    return {"blocks": blocks, "n_queries": len(shares), "mass": mass, "tau": tau}
 
 
 #: the probe table's control row: the frozen pretrained backbone, nothing trained
@@ -206,21 +195,9 @@ def probe_alignment(backbone: str = "crossmodal", rows: Sequence[str] = ("READ",
 def _contrast(records: dict[str, list[dict[str, Any]]], row: str, ref: str, blind: str,
               aware: str, metric: str, seeds: Sequence[int]) -> ex.Interval:
     """The difference in differences ``(row - ref | blind) - (row - ref | aware)`` on ``metric``
-    with a paired bootstrap over the test items x seeds (both backbones score the same items
-    with the same seeds, so each item's two differences pair up)."""
-    def diffs(name: str, label: str) -> list[dict[str, Any]]:
-        by = {(r["row"], r["split"], int(r["seed"])): r for r in records[name]}
-        out = []
-        for (r, d, s), rec in by.items():
-            if r != row:
-                continue
-            other = by[(ref, d, s)]
-            out.append({"row": label, "split": d, "seed": s, "per_item": {metric: list(
-                np.asarray(rec["per_item"][metric]) - np.asarray(other["per_item"][metric]))}})
-        return out
-
-    pseudo = diffs(blind, "blind") + diffs(aware, "aware")
-    return ex.compare_rows(pseudo, "blind", "aware", metric, seeds=seeds)
+    (:func:`readpvla.experiment.difference_in_differences`: a paired bootstrap over the test
+    items x seeds; both backbones score the same items with the same seeds)."""
+    return ex.difference_in_differences(records[blind], records[aware], row, ref, metric, seeds)
 
 
 def probe_order(checkpoints: Mapping[str, str | Path], rows: Sequence[str] = ORDER_ROWS,

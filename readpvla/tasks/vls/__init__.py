@@ -20,10 +20,12 @@ of the READ-PVLA paper's Tables 4 and 5 over every fine-tuning method.
    difference with a 95% paired bootstrap interval over test videos x seeds).
 
 The parts, as in every task (:mod:`readpvla.tasks`): :mod:`.data`, :mod:`.loss`,
-:mod:`.evaluate`, :mod:`.pretrain`, :mod:`.rows`, :mod:`.transfer`, :mod:`.cli`.
+:mod:`.evaluate`, :mod:`.pretrain`, :mod:`.rows`, :mod:`.transfer`, :mod:`.cli`; plus
+:mod:`.tuning` (the equal-effort protocol) and :mod:`.probes` (issue 15's mechanism probes:
+clip order, PVLA alignment, READ-PVLA's sensitivity; :func:`run_probes`).
 """
 
-from .cli import main, pretrain_main, transfer_main, tune_main
+from .cli import main, pretrain_main, probe_main, transfer_main, tune_main
 from .data import StepBatches, default_data_dir, model_inputs, to_device
 from .evaluate import (
     METRICS,
@@ -48,13 +50,27 @@ from .pretrain import (
     load_backbone,
     pretrain,
 )
+from .probes import (
+    NAMED_METRIC,
+    ORDER_METRIC,
+    PROBE_CONFIG,
+    order_scores,
+    plan_mass_on_steps,
+    probe_metrics,
+    probe_rows,
+    run_probes,
+    shuffle_clips,
+    step_order,
+)
 from .rows import (
     LABELS,
     LEARNING_RATES,
     METHODS,
     TransferConfig,
+    Variant,
     method_config,
     parse_row,
+    parse_variant,
     row_label,
     sized_row,
 )
@@ -82,5 +98,7 @@ __all__ = [
     "model_inputs", "per_sample_rouge", "pretrain", "pretrain_main", "pvla_term", "run",
     "run_transfer", "summarize", "table_spec", "to_device", "transfer_main", "transfer_run",
     "tune_main", "VIDEO_METRIC", "group_scores", "has_video_slice", "retable_with_video", "unnamed_steps",
-    "validation_loss", "video_reliant", "vls_loss", "with_video_slice",
+    "validation_loss", "video_reliant", "vls_loss", "with_video_slice", "NAMED_METRIC",
+    "ORDER_METRIC", "PROBE_CONFIG", "order_scores", "plan_mass_on_steps", "probe_metrics",
+    "probe_main", "probe_rows", "run_probes", "shuffle_clips", "step_order", "Variant", "parse_variant",
 ]

@@ -1,4 +1,5 @@
-"""The VLS command lines: ``readpvla pretrain-vls`` and ``readpvla transfer-vls``."""
+"""The VLS command lines: ``readpvla pretrain-vls``, ``transfer-vls``, ``tune-vls`` and
+``probe-vls``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .pretrain import BACKBONES, PretrainConfig, pretrain
 from .rows import METHODS, TARGETS, TransferConfig
 from .transfer import run_transfer
 
-__all__ = ["main", "pretrain_main", "transfer_main", "tune_main"]
+__all__ = ["main", "pretrain_main", "probe_main", "transfer_main", "tune_main"]
 
 
 def pretrain_main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +114,33 @@ def tune_main(argv: Sequence[str] | None = None) -> int:
     if not a.tune_only:
         pareto(a.backbone, sel, a.seeds, out, **common)
         print((out / f"{stem}_tuned.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def probe_main(argv: Sequence[str] | None = None) -> int:
+    """``readpvla probe-vls [--backbone B] [--seeds S ...] [--tables T ...] [--out DIR]
+    [--executor local|ray] [--workers N] [--resume | --overwrite]``: the mechanism probes
+    (:func:`readpvla.tasks.vls.probes.run_probes`): clip order, PVLA alignment, READ-PVLA's
+    sensitivity, on the hard target."""
+    from .probes import PROBE_CONFIG, run_probes
+
+    t = cli.Parser(prog="readpvla probe-vls",
+                   description="Mechanism probes on VLS (hard target): does READ carry clip "
+                               "order (shuffled clips as the treatment), does PVLA align "
+                               "(plan mass on the clips of the step a word names), and "
+                               "READ-PVLA's sensitivity to lambda, mass, k and the rate.")
+    t.add_argument("--backbone", choices=sorted(BACKBONES), default="bart")
+    t.add_argument("--seeds", nargs="+", type=cli.nonnegative_int, default=[0, 1, 2])
+    t.add_argument("--tables", nargs="+", choices=["order", "alignment", "sensitivity"],
+                   default=["order", "alignment", "sensitivity"])
+    t.add_argument("--out", default="runs/vls_probes")
+    cli.add_grid_arguments(t)
+    a = t.parse_args(argv)
+    out = Path(a.out)
+    cli.check_grid_arguments(a, t, [out / f"runs_probes_{PROBE_CONFIG.stem(a.backbone)}.jsonl"])
+    res = run_probes(a.backbone, a.seeds, out, device=a.device, workers=a.workers,
+                     executor=a.executor, address=a.address, resume=a.resume, tables=a.tables)
+    print(res["markdown"])
     return 0
 
 

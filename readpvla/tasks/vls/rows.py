@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LABELS", "LEARNING_RATES", "METHODS", "PEFT_METHOD", "TARGETS", "TransferConfig", "method_config",
-           "parse_row", "row_label", "sized_row"]
+__all__ = ["LABELS", "LEARNING_RATES", "METHODS", "PEFT_METHOD", "TARGETS", "TransferConfig",
+           "Variant", "method_config", "parse_row", "parse_variant", "row_label", "sized_row"]
 
 #: the rows of Tables 4 / 5, in the paper's order (READ alone added before READ-PVLA)
 METHODS = ("full", "partial", "bias", "proj", "lora", "prompt", "adapter", "read", "read-pvla")
@@ -85,10 +85,13 @@ def parse_row(row: str) -> tuple[str, int | None]:
 
 
 def row_label(row: str) -> str:
-    """The table label of a grid row: ``"READ-PVLA"``, ``"READ-PVLA (bottleneck=8)"``."""
-    method, _, rest = row.partition(" (")
-    parse_row(row)
-    return LABELS[method] + (f" ({rest}" if rest else "")
+    """The table label of a grid row: ``"READ-PVLA"``, ``"READ-PVLA (bottleneck=8)"``,
+    ``"READ [clips shuffled]"`` (a :func:`parse_variant` suffix is kept, except ``[probe]``)."""
+    base, _, variant = row.partition(" [")
+    parse_variant(row)
+    method, _, rest = base.partition(" (")
+    suffix = f" [{variant}" if variant and variant != "probe]" else ""
+    return LABELS[method] + (f" ({rest}" if rest else "") + suffix
 
 
 @dataclass(frozen=True)
@@ -174,3 +177,71 @@ class TransferConfig:
     def full(cls) -> TransferConfig:
         """The full protocol (roughly 30-60 min per backbone and 3 seeds on 2 CPU cores)."""
         return cls()
+
+
+# -- probe variants (issue 15: the VLS mechanism probes, :mod:`.probes`) --------------------------
+@dataclass(frozen=True)
+class Variant:
+    """What a bracketed suffix changes in one run: ``"read-pvla [lambda=0.3]"``,
+    ``"read [clips shuffled]"``, ``"read-pvla (bottleneck=4) [probe]"``.
+
+    Any variant also scores the probes' metrics (:func:`~.probes.probe_metrics`): the steps a
+    summary names and puts in order, and the PVLA plan's mass on the clips of the step a word
+    names. ``None`` fields keep the config's value."""
+
+    lam: float | None = None  # PVLA weight lambda (READ-PVLA rows only)
+    mass: float | None = None  # PVLA transported mass (READ-PVLA rows only)
+    lr_factor: float | None = None  # times the row's learning rate
+    shuffled: bool = False  # every video's clips in a fixed random order (train, val and test)
+
+    def config(self, config: TransferConfig) -> TransferConfig:
+        """``config`` with this variant's PVLA weight and mass."""
+        import dataclasses
+
+        changes = {k: v for k, v in (("pvla_weight", self.lam), ("pvla_mass", self.mass))
+                   if v is not None}
+        return dataclasses.replace(config, **changes) if changes else config
+
+
+def parse_variant(row: str) -> tuple[str, Variant | None]:
+    """``(row without the suffix, its Variant)``; None for a row without ``" [...]"``.
+
+    The suffix holds comma-separated parts: ``probe`` (only the probe metrics),
+    ``clips shuffled``, ``lambda=<x>`` (>= 0), ``mass=<x>`` (in (0, 1]), ``lr×<f>`` (> 0).
+
+    Raises:
+        ValueError: a malformed or unknown part, a bad value, or lambda / mass on a row that is
+            not READ-PVLA (naming the row).
+    """
+    base, sep, rest = row.partition(" [")
+    if not sep:
+        return row, None
+    method, _ = parse_row(base)
+    if not rest.endswith("]") or not rest[:-1].strip():
+        raise ValueError(f"malformed variant in row {row!r}; expected '<row> [part, ...]' with "
+                         "parts 'probe', 'clips shuffled', 'lambda=<x>', 'mass=<x>', 'lr×<f>'")
+    fields: dict[str, Any] = {}
+    for part in (p.strip() for p in rest[:-1].split(",")):
+        try:
+            if part == "probe":
+                continue
+            if part == "clips shuffled":
+                fields["shuffled"] = True
+            elif part.startswith(("lambda=", "mass=")):
+                name, _, value = part.partition("=")
+                x = float(value)
+                if method != "read-pvla":
+                    raise ValueError(f"{name} applies to READ-PVLA rows only")
+                if not (math.isfinite(x) and (x >= 0 if name == "lambda" else 0 < x <= 1)):
+                    raise ValueError(f"{name} out of range: {x!r}")
+                fields["lam" if name == "lambda" else "mass"] = x
+            elif part.startswith("lr×"):
+                f = float(part[3:])
+                if not (math.isfinite(f) and f > 0):
+                    raise ValueError(f"the learning-rate factor must be > 0, got {f!r}")
+                fields["lr_factor"] = f
+            else:
+                raise ValueError(f"unknown part {part!r}")
+        except ValueError as e:
+            raise ValueError(f"bad variant in row {row!r}: {e}") from None
+    return base, Variant(**fields)

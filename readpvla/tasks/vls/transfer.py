@@ -53,7 +53,7 @@ from .evaluate import (
 )
 from .loss import PVLASettings, vls_loss
 from .pretrain import DATA_ROOT, backbone_class, checkpoint_path, load_backbone
-from .rows import METHODS, TransferConfig, method_config, parse_row, row_label
+from .rows import METHODS, TransferConfig, method_config, parse_row, parse_variant, row_label
 
 __all__ = ["TrainConfig", "TransferData", "finetune", "has_video_slice", "jobs", "retable_with_video", "load_transfer_data", "run",
            "run_transfer", "table_spec", "transfer_run"]
@@ -191,14 +191,16 @@ def load_transfer_data(backbone: str, config: TransferConfig, data_root: str | P
 
 
 def transfer_run(data: TransferData, method: str, seed: int, config: TransferConfig,
-                 lr: float | None = None, size: int | None = None, test: bool = True
-                 ) -> dict[str, Any]:
+                 lr: float | None = None, size: int | None = None, test: bool = True,
+                 probe: bool = False) -> dict[str, Any]:
     """One table cell sample: apply ``method`` to a copy of the backbone (under ``seed``; at
     ``size``, :func:`~.rows.method_config`), fine-tune, summarise the test split.
 
     With ``test=False`` (a tuning run of :mod:`.tuning`) the test split is not touched: the
     record's score is the validation ROUGE-L of the selected model (``"val": {"rougeL"}``),
-    which needs ``config.select == "rouge"`` with validation.
+    which needs ``config.select == "rouge"`` with validation. With ``probe`` the test scores
+    also hold the mechanism probes' metrics (:func:`~.probes.probe_metrics`: steps named and
+    in order, the PVLA plan's mass on the named steps' clips per layer).
 
     Returns:
         ``{"method", "lr", "test": {"rouge1", "rouge2", "rougeL"[, VIDEO_METRIC]}, "per_item":
@@ -238,6 +240,13 @@ def transfer_run(data: TransferData, method: str, seed: int, config: TransferCon
                       example=ev["predictions"][0])
         if all(x.steps for x in data.test):  # the synthetic annotations: the "Video" slice
             record = with_video_slice(record, data.test)
+        if probe:
+            from .probes import probe_metrics
+
+            scores = probe_metrics(model, data.test, data.collate, ev["predictions"],
+                                   tcfg.pvla())
+            record["test"].update({k: v["mean"] for k, v in scores.items()})
+            record["per_item"].update({k: v["per_item"] for k, v in scores.items()})
     else:
         record["val"] = {"rougeL": hist["best_val_rouge"]}
     if hist["ot_unconverged_steps"]:
@@ -254,19 +263,33 @@ def run(job: ex.Job) -> dict[str, Any]:
     job (loaded once per process). ``row`` is a method, or a method at a size
     (:func:`~.rows.sized_row`, e.g. ``"lora (r=2)"``); ``split`` is ``"test"``, or
     ``"val ..."`` for a tuning run scored on validation only (the rest of the split names the
-    candidate, so that every job's key is unique: ``"val lr×0.333"``)."""
+    candidate, so that every job's key is unique: ``"val lr×0.333"``). A row may end in a
+    probe variant (:func:`~.rows.parse_variant`: ``"read-pvla [lambda=0.3]"``,
+    ``"read [clips shuffled]"``), which changes the run's settings or data and adds the probe
+    metrics."""
     where = job.split.split(" ", 1)[0]
     if where not in ("test", "val") or (where == "test" and job.split != "test"):
         raise ValueError(f"VLS runs are tested on split 'test' (or scored on 'val ...' when "
                          f"tuning), got {job.split!r}")
-    method, size = parse_row(job.row)
-    cfg: TransferConfig = job.settings
+    base, variant = parse_variant(job.row)
+    method, size = parse_row(base)
+    cfg: TransferConfig = job.settings if variant is None else variant.config(job.settings)
+    shuffled = variant is not None and variant.shuffled
     key = (job.backbone, job.checkpoint, job.data_dir, cfg.target, cfg.n_train, cfg.n_val,
-           cfg.n_test, job.device)
+           cfg.n_test, job.device, shuffled)
     if key not in _DATA:
-        _DATA[key] = load_transfer_data(job.backbone, cfg, job.data_dir, job.checkpoint,
-                                        job.device)
-    return transfer_run(_DATA[key], method, job.seed, cfg, size=size, test=where == "test")
+        data = load_transfer_data(job.backbone, cfg, job.data_dir, job.checkpoint, job.device)
+        if shuffled:
+            from .probes import shuffle_clips
+
+            data = TransferData(data.base, data.collate, shuffle_clips(data.train),
+                                shuffle_clips(data.val) if data.val else data.val,
+                                shuffle_clips(data.test))
+        _DATA[key] = data
+    lr = None if variant is None or variant.lr_factor is None \
+        else cfg.lr(method) * variant.lr_factor
+    return transfer_run(_DATA[key], method, job.seed, cfg, lr=lr, size=size,
+                        test=where == "test", probe=variant is not None)
 
 
 def jobs(backbone: str, methods: Sequence[str], seeds: Sequence[int], config: TransferConfig,
@@ -275,11 +298,11 @@ def jobs(backbone: str, methods: Sequence[str], seeds: Sequence[int], config: Tr
     """The grid of a VLS table as jobs, in the order (method, seed); a method may carry a size
     (:func:`~.rows.sized_row`) and ``split`` may name a tuning run (:func:`run`)."""
     backbone_class(backbone)
-    unknown = [m for m in methods if m.partition(" (")[0] not in METHODS]
+    unknown = [m for m in methods if m.partition(" [")[0].partition(" (")[0] not in METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {unknown}; expected a non-empty subset of {METHODS}")
     for m in methods:
-        parse_row(m)
+        parse_row(parse_variant(m)[0])
     if not seeds:
         raise ValueError("seeds must not be empty")
     ckpt = str(checkpoint if checkpoint is not None else checkpoint_path(backbone, data_root))
