@@ -292,6 +292,14 @@ def _frozen_records(backbone: str, config: TransferConfig, seeds: Sequence[int],
     return recs, {k: v["test"] for k, v in out.items()}
 
 
+def _compact(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``record`` with its per-video scores rounded to 2 decimals, without the
+    per-video ROUGE-2 (no probe table shows it; its mean stays in ``test``)."""
+    return {**record, "per_item": {k: [round(float(x), 2) for x in v]
+                                   for k, v in record.get("per_item", {}).items()
+                                   if k != "rouge2"}}
+
+
 def _columns(n_layers: int, order: bool = True) -> tuple[ex.Column, ...]:
     return ((ex.Column("R1", "test", "rouge1"), ex.Column("RL", "test", "rougeL"))
             + ((ex.Column("Steps named", "test", NAMED_METRIC),
@@ -381,7 +389,11 @@ def run_probes(backbone: str = "bart", seeds: Sequence[int] = (0, 1, 2),
             note=(f"Each READ-PVLA row moves one setting (lambda, mass, bottleneck, lr×f: f "
                   f"times READ-PVLA's rate {config.lr('read-pvla'):g}). {shares} {budget}.")),
     }
-    done = [r for r in records if "error" not in r]
+    # per-video scores kept to 0.01 (percent) in the tables: every summary and interval below
+    # is computed from what is stored, and the files stay small (the run records in
+    # runs_probes_<stem>.jsonl keep full precision)
+    done = [_compact(r) for r in records if "error" not in r]
+    frozen = [_compact(r) for r in frozen]
     for t in tables:
         spec = specs[t]
         recs = done + (frozen if t == "alignment" else [])
