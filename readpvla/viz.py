@@ -101,6 +101,7 @@ def pareto_figure(points: Sequence[Mapping], title: str = "accuracy vs trainable
         ValueError: no points, or a point without ``row`` / ``trainable`` / ``mean``.
     """
     import plotly.graph_objects as go
+    from plotly.colors import qualitative
 
     from readpvla.experiment.tuning import pareto_front
 
@@ -113,11 +114,16 @@ def pareto_figure(points: Sequence[Mapping], title: str = "accuracy vs trainable
     front = ({i for i, p in enumerate(pts) if p["frontier"]} if all("frontier" in p for p in pts)
              else set(pareto_front([(p["trainable"], p["mean"]) for p in pts])))
     fig = go.Figure()
-    for row in dict.fromkeys(p["row"] for p in pts):
+    # one colour per method, set explicitly: the ring traces would otherwise take colour slots
+    # from the default cycle, and two methods would share a colour
+    palette = qualitative.Plotly + qualitative.D3 + qualitative.Dark24
+    for k, row in enumerate(dict.fromkeys(p["row"] for p in pts)):
         mine = sorted((p for p in pts if p["row"] == row), key=lambda p: p["trainable"])
+        color = palette[k % len(palette)]
         fig.add_trace(go.Scatter(
             x=[p["trainable"] for p in mine], y=[p["mean"] for p in mine], name=row,
-            mode="lines+markers", legendgroup=row,
+            mode="lines+markers", legendgroup=row, line=dict(color=color),
+            marker=dict(color=color),
             error_y=dict(type="data", array=[p.get("std") or 0 for p in mine]),
             text=[f"{row}" + (f", size {p['size']}" if p.get("size") is not None else "")
                   for p in mine], hovertemplate="%{text}<br>%{x:,} params<br>%{y:.2f}"))

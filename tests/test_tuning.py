@@ -171,6 +171,14 @@ def test_pareto_figure():
     assert fig.layout.xaxis.type == "log"
     ring = [t for t in fig.data if t.legendgroup == "READ" and t.showlegend is False]
     assert len(ring) == 1 and list(ring[0].x) == [400]
+    # one colour per method even with every method's chosen point ringed (nine methods, as in
+    # the shipped figures)
+    many = [{"row": f"m{k}", "size": s, "trainable": 10 ** k * s, "mean": float(k + s),
+             "chosen": s == 2} for k in range(9) for s in (1, 2)]
+    lines = [t for t in pareto_figure(many).data if t.showlegend is not False
+             and t.name != "Pareto frontier"]
+    assert len(lines) == 9 and len({t.line.color for t in lines}) == 9
+    assert all(t.marker.color == t.line.color for t in lines)
     with pytest.raises(ValueError, match="no points"):
         pareto_figure([])
     with pytest.raises(ValueError, match="lack one of"):
