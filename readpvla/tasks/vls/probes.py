@@ -320,10 +320,19 @@ def run_probes(backbone: str = "bart", seeds: Sequence[int] = (0, 1, 2),
     (checked writable first; each run's record goes to ``runs_probes_<stem>.jsonl`` as it
     finishes, which ``resume`` continues).
 
+    The tables store every run's per-video scores to 0.01 (without per-video ROUGE-2) and are
+    summarised from what they store; the run records keep full precision.
+
     Returns:
         ``{"tables": {name: payload}, "contrasts": {"READ - Adapter": {"steps in order":
-        interval, "steps named": interval}, "LoRA - Adapter": ...}, "frozen": {"ordered":
-        scores, "shuffled": scores}, "markdown"}``.
+        interval, "steps named": interval}, "LoRA - Adapter": ...}, "order_given_named":
+        {label: {"ordered": ..., "shuffled": ...}} (:func:`order_given_named`), "frozen":
+        {"ordered": scores, "shuffled": scores}, "backbone", "seeds", "wall_seconds",
+        "run_seconds", "markdown"}``.
+
+    Raises:
+        ValueError: an unknown backbone or table, no seeds, an unwritable ``out_dir``.
+        readpvla.experiment.GridError: runs that failed (the others are in the records file).
     """
     from .transfer import jobs
 
