@@ -233,15 +233,15 @@ def plan_mass_on_steps(model: VisionGuidedSeq2Seq, samples: Sequence[How2Sample]
 
 
 def probe_metrics(model: VisionGuidedSeq2Seq, samples: Sequence[How2Sample],
-                  collate: How2Collator, predictions: Sequence[str],
-                  pvla: PVLASettings = PLAN) -> dict[str, dict[str, Any]]:
+                  collate: How2Collator, predictions: Sequence[str]
+                  ) -> dict[str, dict[str, Any]]:
     """Every probe metric of a trained model on ``samples``: ``{metric: {"mean", "per_item"}}``
     for :data:`NAMED_METRIC`, :data:`ORDER_METRIC` (of ``predictions``, the model's summaries),
-    ``"share, layer m"`` per PVLA layer and ``"chance"`` (:func:`plan_mass_on_steps`, at the
-    default plan settings whatever ``pvla.weight``)."""
+    ``"share, layer m"`` per PVLA layer and ``"chance"`` (:func:`plan_mass_on_steps` at
+    :data:`PLAN`, the same plan settings for every row whatever it trained with)."""
     out = {k: {"mean": round(float(np.mean(v)), 4), "per_item": v}
            for k, v in order_scores(predictions, samples).items()}
-    plan = plan_mass_on_steps(model, samples, collate, PVLASettings(max_iter=pvla.max_iter))
+    plan = plan_mass_on_steps(model, samples, collate, PLAN)
     for layer in plan["layers"]:
         out[f"share, layer {layer['layer']}"] = {"mean": layer["share"],
                                                  "per_item": layer["per_item"]["share"]}

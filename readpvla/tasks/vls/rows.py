@@ -3,6 +3,7 @@ budget every row shares (:class:`TransferConfig`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +32,6 @@ def method_config(method: str, bottleneck: int = 4, size: int | None = None) -> 
     """The :mod:`readpvla.peft` config of a table row (``"read-pvla"`` is READ + the PVLA loss);
     ``size`` (the equal-effort protocol's, :mod:`readpvla.experiment.tuning`) overrides the
     method's size knob, ``bottleneck`` included."""
-    import dataclasses
-
     import readpvla.peft as peft
     from readpvla.experiment import tuning
 
@@ -196,8 +195,6 @@ class Variant:
 
     def config(self, config: TransferConfig) -> TransferConfig:
         """``config`` with this variant's PVLA weight and mass."""
-        import dataclasses
-
         changes = {k: v for k, v in (("pvla_weight", self.lam), ("pvla_mass", self.mass))
                    if v is not None}
         return dataclasses.replace(config, **changes) if changes else config

@@ -243,8 +243,7 @@ def transfer_run(data: TransferData, method: str, seed: int, config: TransferCon
         if probe:
             from .probes import probe_metrics
 
-            scores = probe_metrics(model, data.test, data.collate, ev["predictions"],
-                                   tcfg.pvla())
+            scores = probe_metrics(model, data.test, data.collate, ev["predictions"])
             record["test"].update({k: v["mean"] for k, v in scores.items()})
             record["per_item"].update({k: v["per_item"] for k, v in scores.items()})
     else:
