@@ -35,6 +35,7 @@ def no_work(monkeypatch):
     for module in (tlg_cli, vls_cli, ret_cli):
         monkeypatch.setattr(module, "pretrain", boom)
     monkeypatch.setattr("readpvla.tasks.vls.transfer.load_backbone", boom)
+    monkeypatch.setattr("readpvla.tasks.vls.probes.load_backbone", boom)
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -55,6 +56,9 @@ def no_work(monkeypatch):
     (["tune-vls", "--methods", "bogus"], "invalid choice"),
     (["tune-vls", "--resume", "--overwrite"], "exclude each other"),
     (["tune-tlg", "--rows", "Bogus"], "invalid choice"),
+    (["probe-vls", "--tables", "colour"], "invalid choice"),
+    (["probe-vls", "--seeds", "-1"], "must be >= 0"),
+    (["probe-vls", "--resume", "--overwrite"], "exclude each other"),
     (["run-notebooks", "-p", "typo", "1", "--notebooks", "notebooks"], "unknown parameter(s) typo"),
     (["run-notebooks", "--only", "99"], "no notebooks matching"),
     (["pretrain-videoclip", "--temporal", "3d"], "invalid choice"),
@@ -101,6 +105,7 @@ def _unwritable(tmp_path: Path) -> Path:
     ["transfer-vls", "--out-dir"],
     ["tune-vls", "--out"],
     ["tune-tlg", "--out"],
+    ["probe-vls", "--out"],
     ["pretrain-tlg", "--out"],
     ["pretrain-vls", "--out"],
     ["run-notebooks", "--only", "01", "--out"],
